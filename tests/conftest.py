@@ -1,0 +1,17 @@
+import numpy as np
+import pytest
+
+from neuco_jax.data import Task
+
+
+@pytest.fixture
+def toy_tasks():
+    """Embeddings (n=160, d=12) for a regression and a classification task of different sizes."""
+    rng = np.random.default_rng(0)
+    n, d = 160, 12
+    ids = np.array([f"{i:032x}" for i in range(n)], dtype=object)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    w = rng.normal(size=d)
+    reg = Task("biomass_mean", "regression", ids[:150], x[:150] @ w + 0.5 * rng.normal(size=150))
+    cls = Task("random_cls", "classification", ids[70:153], (x[70:153] @ w > 0.3).astype(float))
+    return [cls, reg], ids, x
