@@ -1,0 +1,301 @@
+"""Leaderboard: rank every run of a phase and write the leaderboard CSV.
+
+Host side only (numpy, pandas, scipy). Each run folder
+``<output_dir>/<phase>/<method>_<timestamp>/`` holds a ``results_summary.json``;
+the leaderboard goes to
+``<output_dir>/leaderboards/<phase>/leaderboard_<YYYYmmdd_HHMMSS>.csv``.
+
+Ranking is the reference's rank-then-aggregate. For q of shape (runs, tasks),
+the per-task Q scores of the runs that have every task:
+
+    rank[r, t]     = 1 + #{runs s : q[s, t] > q[r, t]}      highest Q first, ties
+                                                           share the lowest rank
+    weight[t]      = sd[t] / sum_t' sd[t']                 "std": sd[t] is the
+                                                           std (ddof 1) of q[:, t]
+                   = 1 / tasks                             "uniform" (average rank)
+    weighted[r]    = sum_t rank[r, t] * weight[t]          lower is better
+    aggregated[r]  = 1 + #{runs s : weighted[s] < weighted[r]}
+
+"std" weighting (the reference's, and the default) lets the tasks on which the
+methods differ most decide most of the order; "uniform" counts every task the
+same.
+"""
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from neuco_jax.errors import InputError
+from neuco_jax.results import atomic_write_text, check_name, timestamp
+
+WEIGHTINGS = ("std", "uniform")
+SUMMARY_FILE = "results_summary.json"
+Q_PREFIX = "q::"
+ACC_PREFIX = "acc::"
+
+_RANK_COLUMNS = ["experiment", "mean_score", "weighted_score", "aggregated_rank"]
+_OVERALL_COLUMNS = ["overall_q_score", "overall_acc_score"]
+# results_summary.json as the reference writes it now, and as it wrote it before
+# it reported accuracies (Q scores only, under other names).
+_CURRENT_KEYS = ("experiment", "overall_q_score", "overall_acc_score",
+                 "task_q_scores", "task_acc_scores")
+_OLDER_KEYS = ("experiment", "overall_score", "task_results")
+
+
+def collect_runs(output_dir, phase):
+    """Reads the results_summary.json of every run of a phase into one table.
+
+    Run folders are read in name order so that the table does not depend on the
+    file system's listing order. A run folder without results_summary.json (a run
+    still going, or one that crashed) is skipped with a warning.
+
+    Args:
+      output_dir: the benchmark's output folder (str or Path).
+      phase: name of the phase folder under output_dir.
+
+    Returns:
+      DataFrame with one row per run and columns experiment, q::<task>...,
+      acc::<task>..., overall_q_score, overall_acc_score; tasks in sorted order,
+      NaN where a run lacks a task (and for every accuracy of a run written in
+      the older format, which had none).
+
+    Raises:
+      InputError: the phase folder does not exist, or a results_summary.json
+        cannot be parsed or lacks the keys of both known formats.
+    """
+    phase_dir = Path(output_dir) / phase
+    if not phase_dir.is_dir():
+        raise InputError(
+            f"{phase_dir}: phase folder not found; check output_dir and phase "
+            f"(runs are written to <output_dir>/<phase>/<method>_<timestamp>/)")
+    runs = []
+    for run_dir in sorted((p for p in phase_dir.iterdir() if p.is_dir()),
+                          key=lambda p: p.name):
+        summary = run_dir / SUMMARY_FILE
+        if not summary.is_file():
+            warnings.warn(f"skipping incomplete run {run_dir}: it has no {SUMMARY_FILE}",
+                          stacklevel=2)
+            continue
+        runs.append(_read_summary(summary))
+
+    tasks = sorted({task for run in runs for task in run["q"]})
+    columns = ["experiment", *(Q_PREFIX + t for t in tasks),
+               *(ACC_PREFIX + t for t in tasks), *_OVERALL_COLUMNS]
+    rows = [
+        {"experiment": run["experiment"],
+         **{Q_PREFIX + t: run["q"].get(t, math.nan) for t in tasks},
+         **{ACC_PREFIX + t: run["acc"].get(t, math.nan) for t in tasks},
+         "overall_q_score": run["overall_q"],
+         "overall_acc_score": run["overall_acc"]}
+        for run in runs
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _read_summary(path):
+    """Parses one results_summary.json in either known format.
+
+    Args:
+      path: Path of the file.
+
+    Returns:
+      dict with experiment (str), q and acc ({task: float}; acc empty for the
+      older format), overall_q and overall_acc (float, NaN when absent).
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _summary_error(path, f"is not valid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise _summary_error(path, f"holds a JSON {type(data).__name__}, expected an object")
+    if "task_q_scores" not in data and "task_results" not in data:
+        raise _summary_error(
+            path, "has neither 'task_q_scores' (current format) nor 'task_results' (older format)")
+    older = "task_q_scores" not in data
+    keys = _OLDER_KEYS if older else _CURRENT_KEYS
+    missing = [key for key in keys if key not in data]
+    if missing:
+        raise _summary_error(path, f"lacks key(s) {', '.join(map(repr, missing))}")
+    if not isinstance(data["experiment"], str):
+        raise _summary_error(path, f"has 'experiment' {data['experiment']!r}, expected a string")
+
+    if older:
+        return {"experiment": data["experiment"],
+                "q": _task_scores(data, "task_results", path), "acc": {},
+                "overall_q": _score(data["overall_score"], path, "overall_score"),
+                "overall_acc": math.nan}
+    q = _task_scores(data, "task_q_scores", path)
+    acc = _task_scores(data, "task_acc_scores", path)
+    if set(q) != set(acc):
+        raise _summary_error(
+            path, f"names tasks {sorted(set(q) ^ set(acc))} in only one of "
+                  "'task_q_scores' and 'task_acc_scores'")
+    return {"experiment": data["experiment"], "q": q, "acc": acc,
+            "overall_q": _score(data["overall_q_score"], path, "overall_q_score"),
+            "overall_acc": _score(data["overall_acc_score"], path, "overall_acc_score")}
+
+
+def _task_scores(data, key, path):
+    """Returns data[key], a {task: score} object, as {task: float}."""
+    scores = data[key]
+    if not isinstance(scores, dict):
+        raise _summary_error(path, f"has {key!r} of type {type(scores).__name__}, "
+                                   "expected an object {task: score}")
+    return {task: _score(value, path, f"{key}.{task}") for task, value in scores.items()}
+
+
+def _score(value, path, key):
+    """Returns a score from the JSON as a float; null (or NaN) means missing."""
+    if value is None:
+        return math.nan
+    # bool is an int in Python, but true/false in a score field is a broken file.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _summary_error(path, f"has {key!r} = {value!r}, expected a number")
+    if math.isinf(value):
+        raise _summary_error(path, f"has {key!r} = {value!r}, expected a finite number")
+    return float(value)
+
+
+def _summary_error(path, problem):
+    """Builds the InputError for a results_summary.json that cannot be used."""
+    return InputError(f"{path}: {problem}; re-run the evaluation of this method "
+                      f"or delete its run folder {path.parent}")
+
+
+def aggregate_ranks(q, weighting="std"):
+    """Per-task ranks, task weights and weighted scores (module docstring's maths).
+
+    Args:
+      q: array-like (runs, tasks) of finite Q scores, at least one run and task.
+      weighting: "std" (the reference's) or "uniform" (plain average rank).
+
+    Returns:
+      ranks: int array (runs, tasks), 1 = best on that task.
+      weights: float array (tasks,), summing to 1.
+      weighted_score: float array (runs,), lower is better.
+    """
+    _check_weighting(weighting)
+    q = np.asarray(q, dtype=np.float64)
+    if q.ndim != 2 or 0 in q.shape or not np.isfinite(q).all():
+        raise ValueError(f"q must be a finite (runs, tasks) array with at least one run "
+                         f"and one task, got shape {q.shape}; drop runs with missing Q first")
+    n_runs, n_tasks = q.shape
+    ranks = rankdata(-q, axis=0, method="min")
+    if weighting == "std" and n_runs > 1:
+        spread = np.array([_sample_std(q[:, t]) for t in range(n_tasks)])
+    else:
+        # "uniform"; also the reference's choice for a single run, which has no spread.
+        spread = np.ones(n_tasks)
+    total = math.fsum(spread)
+    if total == 0.0:
+        # Every task has the same Q for every run, so every run ranks 1 everywhere.
+        # The reference divides 0 by 0 here and ranks no run; equal weights give
+        # every run the shared first place instead.
+        spread = np.ones(n_tasks)
+        total = float(n_tasks)
+    # sum(rank * spread) / total equals sum(rank * weight), but math.fsum rounds
+    # once, whatever the order of the terms: runs tied in exact arithmetic stay
+    # tied whatever the order of runs and tasks, and integer rank sums under
+    # "uniform" are exact. Differs from the reference by at most a few ulps.
+    weighted_score = np.array([math.fsum(row * spread) for row in ranks]) / total
+    return ranks, spread / total, weighted_score
+
+
+def _sample_std(values):
+    """Standard deviation (ddof 1) of values (n,), n >= 2, independent of their order."""
+    mean = math.fsum(values) / values.size
+    return math.sqrt(math.fsum((values - mean) ** 2) / (values.size - 1))
+
+
+def _check_weighting(weighting):
+    """Raises ValueError unless weighting is one of WEIGHTINGS."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"unknown weighting {weighting!r}; choose one of "
+                         f"{', '.join(map(repr, WEIGHTINGS))}")
+
+
+def rank_runs(runs, weighting="std"):
+    """Ranks runs by rank-then-aggregate over their per-task Q scores.
+
+    Only the q::<task> columns decide; runs missing any task's Q are dropped.
+
+    Args:
+      runs: DataFrame as returned by collect_runs.
+      weighting: "std" (task weight proportional to the spread of its Q across
+        runs, the reference's) or "uniform" (plain average rank).
+
+    Returns:
+      DataFrame sorted best first (ties in weighted_score by experiment name)
+      with columns experiment, mean_score, weighted_score, aggregated_rank,
+      q::<task>..., acc::<task>..., overall_q_score, overall_acc_score. Empty,
+      with those columns, when no run has every task.
+    """
+    _check_weighting(weighting)
+    missing = [c for c in ("experiment", *_OVERALL_COLUMNS) if c not in runs.columns]
+    if missing:
+        raise ValueError(f"runs table lacks column(s) {', '.join(missing)}; "
+                         "build it with collect_runs")
+    q_columns = sorted(c for c in runs.columns if c.startswith(Q_PREFIX))
+    acc_columns = sorted(c for c in runs.columns if c.startswith(ACC_PREFIX))
+    columns = [*_RANK_COLUMNS, *q_columns, *acc_columns, *_OVERALL_COLUMNS]
+    complete = runs.loc[runs[q_columns].notna().all(axis=1)] if q_columns else runs.iloc[:0]
+    if complete.empty:
+        return pd.DataFrame(columns=columns)
+
+    q = complete[q_columns].to_numpy(dtype=np.float64)  # (runs, tasks)
+    _, _, weighted_score = aggregate_ranks(q, weighting)
+    board = complete.assign(mean_score=q.mean(axis=1), weighted_score=weighted_score,
+                            aggregated_rank=rankdata(weighted_score, method="min"))
+    # Two stable sorts: by score, ties in name order, independent of input order.
+    board = (board.sort_values("experiment", kind="stable")
+             .sort_values("weighted_score", kind="stable"))
+    return board[columns].reset_index(drop=True)
+
+
+def write_leaderboard(output_dir, phase, weighting="std", stamp=None):
+    """Ranks every run of a phase and writes the leaderboard CSV atomically.
+
+    Args:
+      output_dir: the benchmark's output folder (str or Path).
+      phase: name of the phase folder under output_dir.
+      weighting: "std" or "uniform", see rank_runs.
+      stamp: "YYYYmmdd_HHMMSS" for the file name; None means now.
+
+    Returns:
+      Path of <output_dir>/leaderboards/<phase>/leaderboard_<stamp>.csv, or
+      None (nothing written) when no run has every task.
+    """
+    board = rank_runs(collect_runs(output_dir, phase), weighting)
+    if board.empty:
+        return None
+    folder = Path(output_dir) / "leaderboards" / check_name("phase", phase)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"leaderboard_{stamp or timestamp()}.csv"
+    atomic_write_text(path, board.to_csv(index=False))
+    return path
+
+
+def format_leaderboard(board):
+    """Formats a leaderboard as a compact text table for the terminal.
+
+    Shows rank, experiment, weighted score, mean Q and mean accuracy; the
+    per-task scores are in the CSV.
+
+    Args:
+      board: DataFrame as returned by rank_runs.
+
+    Returns:
+      The table as one multi-line string.
+    """
+    if board.empty:
+        return "No complete runs to rank."
+    table = board[["aggregated_rank", "experiment", "weighted_score", "mean_score",
+                   "overall_acc_score"]].rename(columns={
+                       "aggregated_rank": "rank", "mean_score": "mean_Q",
+                       "overall_acc_score": "mean_acc"})
+    return table.to_string(index=False, float_format=lambda v: f"{v:.3f}")

@@ -1,0 +1,263 @@
+"""Tests of neuco_jax.leaderboard against hand arithmetic and plain numpy."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from neuco_jax.errors import InputError
+from neuco_jax.leaderboard import (aggregate_ranks, collect_runs, format_leaderboard,
+                                   rank_runs, write_leaderboard)
+
+PHASE = "dev"
+TASKS = ["a", "b", "c"]
+LEADERBOARD_COLUMNS = [
+    "experiment", "mean_score", "weighted_score", "aggregated_rank",
+    "q::a", "q::b", "q::c", "acc::a", "acc::b", "acc::c",
+    "overall_q_score", "overall_acc_score"]
+
+
+def write_summary(output_dir, folder, summary):
+    """Writes summary (a dict, or raw text) as <output_dir>/<PHASE>/<folder>/results_summary.json."""
+    run_dir = output_dir / PHASE / folder
+    run_dir.mkdir(parents=True)
+    path = run_dir / "results_summary.json"
+    path.write_text(summary if isinstance(summary, str) else json.dumps(summary))
+    return path
+
+
+def current_summary(experiment, q, acc):
+    """results_summary.json content in the reference's current format."""
+    return {"experiment": experiment,
+            "overall_q_score": float(np.mean(list(q.values()))),
+            "overall_acc_score": float(np.mean(list(acc.values()))),
+            "task_q_scores": q, "task_acc_scores": acc, "config": {"k_folds": 3}}
+
+
+def older_summary(experiment, q):
+    """results_summary.json content in the reference's older, Q-only format."""
+    return {"experiment": experiment, "overall_score": float(np.mean(list(q.values()))),
+            "task_results": q}
+
+
+# Q scores of the hand-computed example. Offsets per task (50, 20, 30) change
+# neither ranks nor standard deviations; they make the numbers look like Q's.
+EXAMPLE_Q = {
+    "alpha": {"a": 50.0, "b": 24.0, "c": 34.0},
+    "beta": {"a": 52.0, "b": 20.0, "c": 30.0},
+    "gamma": {"a": 52.0, "b": 24.0, "c": 30.0},   # written in the older format
+    "delta": {"a": 52.0, "b": 24.0, "c": 36.0},
+    "epsilon": {"a": 90.0, "b": 90.0},             # misses task c: not ranked
+}
+
+
+@pytest.fixture
+def example_dir(tmp_path):
+    """Output folder with the example runs, one of them incomplete (no summary)."""
+    for name, q in EXAMPLE_Q.items():
+        folder = f"{name}_20250101_000000"
+        if name == "gamma":
+            write_summary(tmp_path, folder, older_summary(name, q))
+        else:
+            write_summary(tmp_path, folder,
+                          current_summary(name, q, {t: v / 100 for t, v in q.items()}))
+    (tmp_path / PHASE / "zeta_20250101_000000" / "a").mkdir(parents=True)
+    return tmp_path
+
+
+def test_collect_runs_reads_both_formats_and_skips_incomplete(example_dir):
+    with pytest.warns(UserWarning, match="zeta_20250101_000000"):
+        runs = collect_runs(example_dir, PHASE)
+    assert list(runs.columns) == ["experiment", "q::a", "q::b", "q::c",
+                                  "acc::a", "acc::b", "acc::c",
+                                  "overall_q_score", "overall_acc_score"]
+    # Folder name order.
+    assert list(runs["experiment"]) == ["alpha", "beta", "delta", "epsilon", "gamma"]
+    runs = runs.set_index("experiment")
+    assert runs.loc["alpha", "acc::c"] == 0.34
+    assert runs.loc["gamma", "q::b"] == 24.0
+    assert runs.loc["gamma", "overall_q_score"] == pytest.approx(106 / 3)
+    assert runs.loc["gamma", ["acc::a", "acc::b", "acc::c", "overall_acc_score"]].isna().all()
+    assert np.isnan(runs.loc["epsilon", "q::c"]) and np.isnan(runs.loc["epsilon", "acc::c"])
+
+
+def test_hand_computed_example(example_dir):
+    # Complete runs, in the order alpha, beta, gamma, delta:
+    #   task a: 50 52 52 52 -> ranks 4 1 1 1; mean 51.5, sd = sqrt((2.25+3*0.25)/3) = 1
+    #   task b: 24 20 24 24 -> ranks 1 4 1 1; mean 23, sd = sqrt((1+9+1+1)/3) = 2
+    #   task c: 34 30 30 36 -> ranks 2 3 3 1; mean 32.5, sd = sqrt((2.25+6.25+6.25+12.25)/3) = 3
+    #   weights = (1, 2, 3) / 6
+    #   weighted: alpha (4*1 + 1*2 + 2*3)/6 = 2, beta (1 + 4*2 + 3*3)/6 = 3,
+    #             gamma (1 + 2 + 3*3)/6 = 2, delta (1 + 2 + 3)/6 = 1
+    #   aggregated: delta 1, alpha 2, gamma 2 (tie, name order), beta 4
+    # epsilon misses task c and is dropped before ranking.
+    q = np.array([[EXAMPLE_Q[n][t] for t in TASKS] for n in ["alpha", "beta", "gamma", "delta"]])
+    ranks, weights, weighted = aggregate_ranks(q)
+    np.testing.assert_array_equal(ranks, [[4, 1, 2], [1, 4, 3], [1, 1, 3], [1, 1, 1]])
+    np.testing.assert_allclose(weights, [1 / 6, 2 / 6, 3 / 6], rtol=1e-15)
+    np.testing.assert_allclose(weighted, [2, 3, 2, 1], rtol=1e-15)
+
+    with pytest.warns(UserWarning):
+        board = rank_runs(collect_runs(example_dir, PHASE))
+    assert list(board.columns) == LEADERBOARD_COLUMNS
+    assert list(board["experiment"]) == ["delta", "alpha", "gamma", "beta"]
+    assert list(board["aggregated_rank"]) == [1, 2, 2, 4]
+    np.testing.assert_allclose(board["weighted_score"], [1, 2, 2, 3], rtol=1e-15)
+    # mean_score: delta (52+24+36)/3, alpha (50+24+34)/3, gamma (52+24+30)/3, beta (52+20+30)/3
+    np.testing.assert_allclose(board["mean_score"], [112 / 3, 108 / 3, 106 / 3, 102 / 3])
+    assert np.isnan(board.loc[board["experiment"] == "gamma", "overall_acc_score"]).all()
+
+    # The same with plain numpy: rank = 1 + number of runs with a strictly higher Q.
+    plain_ranks = 1 + (q[None, :, :] > q[:, None, :]).sum(axis=1)
+    sd = q.std(axis=0, ddof=1)
+    plain_weighted = plain_ranks @ (sd / sd.sum())
+    np.testing.assert_array_equal(ranks, plain_ranks)
+    np.testing.assert_allclose(weighted, plain_weighted, rtol=1e-12)
+
+
+def test_uniform_weighting_is_mean_rank(example_dir):
+    # Mean ranks from the hand example: alpha 7/3, beta 8/3, gamma 5/3, delta 1,
+    # which orders gamma before alpha, unlike the std weighting.
+    with pytest.warns(UserWarning):
+        board = rank_runs(collect_runs(example_dir, PHASE), weighting="uniform")
+    assert list(board["experiment"]) == ["delta", "gamma", "alpha", "beta"]
+    assert list(board["aggregated_rank"]) == [1, 2, 3, 4]
+    np.testing.assert_allclose(board["weighted_score"], [1, 5 / 3, 7 / 3, 8 / 3], rtol=1e-15)
+
+
+def test_equal_weights_when_no_spread_or_one_run():
+    # All runs equal on every task: the std weights would be 0/0.
+    ranks, weights, weighted = aggregate_ranks(np.full((3, 2), 7.0))
+    np.testing.assert_array_equal(ranks, np.ones((3, 2)))
+    np.testing.assert_array_equal(weights, [0.5, 0.5])
+    np.testing.assert_array_equal(weighted, [1.0, 1.0, 1.0])
+    _, weights, weighted = aggregate_ranks([[3.0, 1.0, 2.0]])
+    np.testing.assert_allclose(weights, [1 / 3] * 3)
+    np.testing.assert_allclose(weighted, [1.0])
+
+
+def test_no_complete_runs(tmp_path):
+    write_summary(tmp_path, "only_a", current_summary("only_a", {"a": 1.0}, {"a": 0.1}))
+    write_summary(tmp_path, "only_b", older_summary("only_b", {"b": 2.0}))
+    board = rank_runs(collect_runs(tmp_path, PHASE))
+    assert board.empty
+    assert list(board.columns) == ["experiment", "mean_score", "weighted_score",
+                                   "aggregated_rank", "q::a", "q::b", "acc::a", "acc::b",
+                                   "overall_q_score", "overall_acc_score"]
+    assert write_leaderboard(tmp_path, PHASE) is None
+    assert not (tmp_path / "leaderboards").exists()
+    assert format_leaderboard(board) == "No complete runs to rank."
+
+
+def test_unknown_weighting():
+    with pytest.raises(ValueError, match="'std', 'uniform'"):
+        rank_runs(pd.DataFrame(columns=["experiment", "overall_q_score", "overall_acc_score"]),
+                  weighting="median")
+
+
+def test_write_leaderboard_csv_round_trip(example_dir):
+    with pytest.warns(UserWarning):
+        path = write_leaderboard(example_dir, PHASE, stamp="20250102_030405")
+    assert path == example_dir / "leaderboards" / PHASE / "leaderboard_20250102_030405.csv"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
+    written = pd.read_csv(path)
+    assert list(written.columns) == LEADERBOARD_COLUMNS
+    with pytest.warns(UserWarning):
+        expected = rank_runs(collect_runs(example_dir, PHASE))
+    pd.testing.assert_frame_equal(written, expected, check_dtype=False)
+    text = format_leaderboard(written)
+    assert text.splitlines()[1].split()[:2] == ["1", "delta"]
+
+    with pytest.warns(UserWarning):
+        named = write_leaderboard(example_dir, PHASE, weighting="uniform",
+                                  stamp="20250102_030406")
+    assert named.name == "leaderboard_20250102_030406.csv"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"experiment": "m", "overall_q_score": 1.0,', "not valid JSON"),
+    ('{"experiment": "m", "overall_q_score": 1.0}', "task_q_scores"),
+    ('{"experiment": "m", "task_results": {"a": 1.0}}', "overall_score"),
+    ('{"experiment": "m", "overall_score": 1.0, "task_results": {"a": "high"}}', "task_results.a"),
+    ('[1, 2]', "expected an object"),
+])
+def test_malformed_summary_names_the_file(tmp_path, text, problem):
+    path = write_summary(tmp_path, "broken_20250101_000000", text)
+    with pytest.raises(InputError, match=problem) as info:
+        collect_runs(tmp_path, PHASE)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+
+
+def test_missing_phase_folder(tmp_path):
+    with pytest.raises(InputError, match=str(tmp_path / "nope")):
+        collect_runs(tmp_path, "nope")
+
+
+def runs_frame(q, names, tasks):
+    """collect_runs-shaped table from q (runs, tasks) with the given run and task names."""
+    table = pd.DataFrame(q, columns=[f"q::{t}" for t in tasks])
+    for t in tasks:
+        table[f"acc::{t}"] = np.nan
+    table.insert(0, "experiment", names)
+    table["overall_q_score"] = table[[f"q::{t}" for t in tasks]].mean(axis=1)
+    table["overall_acc_score"] = np.nan
+    return table
+
+
+# Q scores from a few fixed values (so that ties are common) and arbitrary floats.
+q_values = st.one_of(st.sampled_from([-10.0, 0.0, 5.0, 50.0]),
+                     st.floats(-100, 100, allow_nan=False, allow_infinity=False))
+
+
+@st.composite
+def q_matrices(draw, max_runs=6, max_tasks=4):
+    """q: (runs, tasks) Q scores."""
+    n_runs = draw(st.integers(1, max_runs))
+    n_tasks = draw(st.integers(1, max_tasks))
+    rows = st.lists(q_values, min_size=n_tasks, max_size=n_tasks)
+    return np.array(draw(st.lists(rows, min_size=n_runs, max_size=n_runs)))
+
+
+@settings(max_examples=50, deadline=None)
+@given(q=q_matrices(), data=st.data(), weighting=st.sampled_from(["std", "uniform"]))
+def test_order_of_runs_and_tasks_does_not_matter(q, data, weighting):
+    n_runs, n_tasks = q.shape
+    names = [f"run{i}" for i in range(n_runs)]
+    tasks = [f"task{t}" for t in range(n_tasks)]
+    board = rank_runs(runs_frame(q, names, tasks), weighting)
+
+    run_order = data.draw(st.permutations(range(n_runs)))
+    # Renaming the tasks moves their columns, since rank_runs sorts them by name.
+    renamed = data.draw(st.permutations(tasks))
+    permuted = rank_runs(runs_frame(q[run_order], [names[i] for i in run_order], renamed),
+                         weighting)
+    assert list(permuted["experiment"]) == list(board["experiment"])
+    np.testing.assert_array_equal(permuted["aggregated_rank"], board["aggregated_rank"])
+    np.testing.assert_array_equal(permuted["weighted_score"], board["weighted_score"])
+
+
+@settings(max_examples=50, deadline=None)
+@given(q=q_matrices())
+def test_strictly_worst_run_keeps_order_under_uniform_weights(q):
+    names = [f"run{i}" for i in range(q.shape[0])]
+    tasks = [f"task{t}" for t in range(q.shape[1])]
+    board = rank_runs(runs_frame(q, names, tasks), "uniform")
+    worst = q.min(axis=0) - 1.0
+    grown = rank_runs(runs_frame(np.vstack([q, worst]), names + ["worst"], tasks), "uniform")
+    assert list(grown["experiment"]) == list(board["experiment"]) + ["worst"]
+    np.testing.assert_array_equal(grown["aggregated_rank"].iloc[:-1], board["aggregated_rank"])
+    assert grown["aggregated_rank"].iloc[-1] == q.shape[0] + 1
+
+
+@settings(max_examples=50, deadline=None)
+@given(q=q_matrices())
+def test_aggregate_ranks_matches_plain_numpy(q):
+    ranks, weights, weighted = aggregate_ranks(q)
+    np.testing.assert_array_equal(ranks, 1 + (q[None, :, :] > q[:, None, :]).sum(axis=1))
+    sd = q.std(axis=0, ddof=1) if q.shape[0] > 1 else np.ones(q.shape[1])
+    plain_weights = sd / sd.sum() if sd.sum() > 0 else np.full(q.shape[1], 1 / q.shape[1])
+    np.testing.assert_allclose(weights, plain_weights, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(weighted, ranks @ plain_weights, rtol=1e-9)
