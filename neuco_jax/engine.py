@@ -173,9 +173,23 @@ def _train_and_score(x, y, sample_row, order, n_train, test, n_test, is_cls, lr,
     return jnp.nanmax(scores, axis=1), scores, train_loss, test_loss
 
 
-def run_plan(plan: ProbePlan) -> ProbeScores:
-    """Train and score every probe of a plan in one compiled program; results back on the host."""
-    out = _train_and_score(plan.x, plan.y, plan.sample_row, plan.order, plan.n_train, plan.test,
-                           plan.n_test, plan.is_cls, plan.lr, plan.w0, plan.b0, batch_size=plan.batch_size)
-    best, scores, train_loss, test_loss = jax.device_get(out)
+def _arrays(plan: ProbePlan) -> tuple:
+    return (plan.x, plan.y, plan.sample_row, plan.order, plan.n_train, plan.test, plan.n_test,
+            plan.is_cls, plan.lr, plan.w0, plan.b0)
+
+
+def compile_plan(plan: ProbePlan):
+    """Compile the engine for a plan's shapes (cached: same shapes, same executable)."""
+    return _train_and_score.lower(*_arrays(plan), batch_size=plan.batch_size).compile()
+
+
+def run_plan(plan: ProbePlan, compiled=None) -> ProbeScores:
+    """Train and score every probe of a plan in one compiled program; results back on the host.
+
+    Args:
+      plan: the padded probe plan.
+      compiled: the executable from `compile_plan(plan)`; compiled on first use when None.
+    """
+    fn = compiled or partial(_train_and_score, batch_size=plan.batch_size)
+    best, scores, train_loss, test_loss = jax.device_get(fn(*_arrays(plan)))
     return ProbeScores(best=best, epoch_scores=scores, train_loss=train_loss, test_loss=test_loss)

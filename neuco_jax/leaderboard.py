@@ -74,7 +74,8 @@ def collect_runs(output_dir, phase):
             f"{phase_dir}: phase folder not found; check output_dir and phase "
             f"(runs are written to <output_dir>/<phase>/<method>_<timestamp>/)")
     runs = []
-    for run_dir in sorted((p for p in phase_dir.iterdir() if p.is_dir()),
+    # Hidden folders are runs still being written (results.write_run stages them).
+    for run_dir in sorted((p for p in phase_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
                           key=lambda p: p.name):
         summary = run_dir / SUMMARY_FILE
         if not summary.is_file():
@@ -257,20 +258,18 @@ def rank_runs(runs, weighting="std"):
     return board[columns].reset_index(drop=True)
 
 
-def write_leaderboard(output_dir, phase, weighting="std", stamp=None):
-    """Ranks every run of a phase and writes the leaderboard CSV atomically.
+def save_leaderboard(board, output_dir, phase, stamp=None):
+    """Writes a ranked table to <output_dir>/leaderboards/<phase>/leaderboard_<stamp>.csv atomically.
 
     Args:
+      board: DataFrame as returned by rank_runs.
       output_dir: the benchmark's output folder (str or Path).
-      phase: name of the phase folder under output_dir.
-      weighting: "std" or "uniform", see rank_runs.
+      phase: name of the phase.
       stamp: "YYYYmmdd_HHMMSS" for the file name; None means now.
 
     Returns:
-      Path of <output_dir>/leaderboards/<phase>/leaderboard_<stamp>.csv, or
-      None (nothing written) when no run has every task.
+      The CSV's path, or None (nothing written) when the board is empty.
     """
-    board = rank_runs(collect_runs(output_dir, phase), weighting)
     if board.empty:
         return None
     folder = Path(output_dir) / "leaderboards" / check_name("phase", phase)
@@ -278,6 +277,11 @@ def write_leaderboard(output_dir, phase, weighting="std", stamp=None):
     path = folder / f"leaderboard_{stamp or timestamp()}.csv"
     atomic_write_text(path, board.to_csv(index=False))
     return path
+
+
+def write_leaderboard(output_dir, phase, weighting="std", stamp=None):
+    """Ranks every complete run of a phase and saves the leaderboard; see save_leaderboard."""
+    return save_leaderboard(rank_runs(collect_runs(output_dir, phase), weighting), output_dir, phase, stamp)
 
 
 def format_leaderboard(board):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -42,41 +43,59 @@ def timestamp() -> str:
     return datetime.now().strftime("%Y%m%d_%H%M%S")
 
 
-def make_run_dir(output_dir: Path, phase: str, method: str, stamp: str) -> Path:
-    """Create `<output_dir>/<phase>/<method>_<stamp>`; never reuse an existing run folder."""
-    phase_dir = Path(output_dir) / check_name("phase", phase)
-    phase_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{check_name('method_name', method)}_{stamp}"
-    for attempt in range(1, 1000):
-        run_dir = phase_dir / (name if attempt == 1 else f"{name}_{attempt}")
-        try:
-            run_dir.mkdir()
-            return run_dir
-        except FileExistsError:
-            continue
-    raise InputError(f"{phase_dir}: too many runs named {name}; choose another --method_name")
+def phase_dir(output_dir: str | Path, phase: str) -> Path:
+    """Create `<output_dir>/<phase>` and prove it writable, so a bad output_dir fails before training."""
+    folder = Path(output_dir) / check_name("phase", phase)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise InputError(f"{folder}: cannot write results here ({e.strerror}); choose another --output_dir") from None
+    return folder
 
 
-def write_run(run_dir: Path, scores: list[TaskScore], config: Config) -> Path:
-    """Write every task's result JSON, then results_summary.json; returns the summary's path."""
-    hyper = {"epochs": config.epochs, "learning_rate": config.learning_rate, "batch_size": config.batch_size}
-    for s in scores:
-        result = {"q_stat": s.q_stat, "mean_score": s.mean_score, "std_dev": s.std_dev,
-                  "hyperparamaters": hyper}  # (sic): the reference's key
-        if config.output_fold_results:
-            result["q_t"] = [float(v) for v in s.fold_scores]
-        task_dir = run_dir / check_name("task", s.name)
-        task_dir.mkdir(exist_ok=True)
-        atomic_write_text(task_dir / f"{s.name}_result.json", json.dumps(result, indent=2))
-    q, acc = overall(scores)
-    summary = {
-        "experiment": run_dir.name,
-        "overall_q_score": q,
-        "overall_acc_score": acc,
-        "task_q_scores": {s.name: s.q_stat for s in scores},
-        "task_acc_scores": {s.name: s.mean_score for s in scores},
-        "config": config.to_dict(),
-    }
-    path = run_dir / "results_summary.json"
-    atomic_write_text(path, json.dumps(summary, indent=2))
-    return path
+def write_run(output_dir: str | Path, phase: str, method: str, scores: list[TaskScore], config: Config,
+              stamp: str | None = None) -> Path:
+    """Write a run folder `<output_dir>/<phase>/<method>_<stamp>/`; returns its path.
+
+    The folder is filled under a hidden temporary name and renamed into place,
+    so a run folder either is complete or does not exist; results_summary.json
+    is also written last, the reference's sign of a complete run. An existing
+    run folder is never overwritten: a clash gets the suffix _2, _3, ...
+    """
+    folder = phase_dir(output_dir, phase)
+    base = f"{check_name('method_name', method)}_{stamp or timestamp()}"
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".{base}.", suffix=".tmp"))
+    try:
+        hyper = {"epochs": config.epochs, "learning_rate": config.learning_rate, "batch_size": config.batch_size}
+        for s in scores:
+            result = {"q_stat": s.q_stat, "mean_score": s.mean_score, "std_dev": s.std_dev,
+                      "hyperparamaters": hyper}  # (sic): the reference's key
+            if config.output_fold_results:
+                result["q_t"] = [float(v) for v in s.fold_scores]
+            task_dir = staging / check_name("task", s.name)
+            task_dir.mkdir()
+            (task_dir / f"{s.name}_result.json").write_text(json.dumps(result, indent=2))
+        q, acc = overall(scores)
+        summary = {
+            "experiment": base,
+            "overall_q_score": q,
+            "overall_acc_score": acc,
+            "task_q_scores": {s.name: s.q_stat for s in scores},
+            "task_acc_scores": {s.name: s.mean_score for s in scores},
+            "config": config.to_dict(),
+        }
+        for attempt in range(1, 1000):
+            name = base if attempt == 1 else f"{base}_{attempt}"
+            summary["experiment"] = name
+            (staging / "results_summary.json").write_text(json.dumps(summary, indent=2))
+            try:
+                if (folder / name).exists():
+                    continue
+                os.rename(staging, folder / name)  # fails if another run took the name meanwhile
+                return folder / name
+            except OSError:
+                continue
+        raise InputError(f"{folder}: too many runs named {base}; choose another --method_name")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

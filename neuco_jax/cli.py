@@ -1,0 +1,150 @@
+"""`neuco-jax` command line: evaluate, leaderboard, demo.
+
+`evaluate` takes the reference's flags unchanged (`python main.py ...` becomes
+`neuco-jax evaluate ...`). Bad input ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from neuco_jax.errors import NeucoError
+
+DEFAULT_DEMO_DIR = "neuco_demo"
+
+
+def _evaluate_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="evaluate one embedding submission (the reference's main.py)",
+                       description="Evaluate one embedding submission on every task of a labels folder; "
+                                   "writes <output_dir>/<phase>/<method>_<timestamp>/ as NeuCo-Bench does.")
+    p.add_argument("--annotation_path", type=Path, required=True,
+                   help="folder of <task>__<type>.csv label files (columns id,label)")
+    p.add_argument("--submission_file", type=Path, required=True,
+                   help="embedding CSV: column id, then one column per dimension")
+    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root (default: results/)")
+    p.add_argument("--config", type=Path, default=Path("config.yaml"),
+                   help="reference-style YAML config (default: config.yaml); see configs/linear.yaml")
+    p.add_argument("--method_name", default=None, help="run name (default: the submission file's stem)")
+    p.add_argument("--phase", default="results", help="phase folder grouping runs (default: results)")
+    p.add_argument("--exclude_file", type=Path, default=None, help="text file of ids to drop, one per line")
+
+
+def _leaderboard_parser(sub) -> None:
+    p = sub.add_parser("leaderboard", help="rank every complete run of a phase",
+                       description="Rebuild <output_dir>/leaderboards/<phase>/leaderboard_<timestamp>.csv "
+                                   "from every results_summary.json of the phase (rank-then-aggregate).")
+    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root (default: results/)")
+    p.add_argument("--phase", default="results", help="phase to rank (default: results)")
+    p.add_argument("--weighting", choices=("std", "uniform"), default="std",
+                   help="task weights: std of each task's Q across runs (reference, default) "
+                        "or uniform (plain average rank)")
+
+
+def _demo_parser(sub) -> None:
+    p = sub.add_parser("demo", help="generate a synthetic benchmark with known ranking, evaluate it, rank it",
+                       description="Write a realistic synthetic SSL4EO-S12-downstream-like benchmark (11 tasks, "
+                                   "~13k ids, D=1024) with submissions of known quality, evaluate each at the "
+                                   "default config and print the leaderboard, checking the known order.")
+    p.add_argument("--out", type=Path, default=Path(DEFAULT_DEMO_DIR), help=f"folder (default: {DEFAULT_DEMO_DIR})")
+    p.add_argument("--n_ids", type=int, default=13260, help="number of locations (default: 13260)")
+    p.add_argument("--dim", type=int, default=1024, help="embedding dimension (default: 1024)")
+    p.add_argument("--methods", type=int, default=3, help="methods of graded quality besides the random baseline")
+    p.add_argument("--k_folds", type=int, default=40, help="folds per task (default: 40, the reference's)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs per probe (default: 10, the reference's)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neuco-jax", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _evaluate_parser(sub)
+    _leaderboard_parser(sub)
+    _demo_parser(sub)
+    return parser
+
+
+def _print_scores(result) -> None:
+    print(f"{'task':<24} {'type':<14} {'mean_score':>10} {'std_dev':>8} {'q_stat':>8}")
+    for s in result.scores:
+        print(f"{s.name:<24} {s.task_type:<14} {s.mean_score:>10.4f} {s.std_dev:>8.4f} {s.q_stat:>8.2f}")
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
+    print(f"results: {result.run_dir}  ({stages})")
+
+
+def cmd_evaluate(args) -> int:
+    from neuco_jax.config import load_config
+    from neuco_jax.pipeline import evaluate
+
+    config = load_config(args.config)
+    result = evaluate(args.submission_file, args.annotation_path, config, output_dir=args.output_dir,
+                      method_name=args.method_name, phase=args.phase, exclude_file=args.exclude_file)
+    _print_scores(result)
+    if result.leaderboard is not None:
+        print(f"leaderboard: {result.leaderboard}")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from neuco_jax.leaderboard import collect_runs, format_leaderboard, rank_runs, save_leaderboard
+
+    board = rank_runs(collect_runs(args.output_dir, args.phase), args.weighting)
+    print(format_leaderboard(board))
+    path = save_leaderboard(board, args.output_dir, args.phase)
+    if path is not None:
+        print(f"leaderboard: {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from neuco_jax.config import Config
+    from neuco_jax.leaderboard import collect_runs, format_leaderboard, rank_runs, save_leaderboard
+    from neuco_jax.pipeline import evaluate
+    from neuco_jax.synthetic import make_benchmark
+
+    t0 = time.perf_counter()
+    bench = make_benchmark(args.out / "data", n_ids=args.n_ids, dim=args.dim, n_methods=args.methods)
+    print(f"synthetic benchmark in {args.out / 'data'} ({time.perf_counter() - t0:.1f}s)")
+    config = Config(k_folds=args.k_folds, epochs=args.epochs)
+    output_dir = args.out / "results"
+    method_of = {}  # experiment (run folder) -> method, for this invocation's runs
+    for method, path in bench.submissions.items():
+        result = evaluate(path, bench.labels_dir, config, output_dir=output_dir, method_name=method, phase="demo")
+        method_of[result.run_dir.name] = method
+        stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
+        print(f"evaluated {method:<16} ({stages})")
+    board = rank_runs(collect_runs(output_dir, "demo"))
+    print(format_leaderboard(board))
+    print(f"leaderboard: {save_leaderboard(board, output_dir, 'demo')}")
+    # Earlier demo runs in the same folder share the phase: judge this invocation's rows only.
+    order = [method_of[e] for e in board["experiment"] if e in method_of]
+    if order == bench.expected_order:
+        print(f"known order recovered: {' > '.join(order)}")
+        return 0
+    print(f"known order NOT recovered: expected {' > '.join(bench.expected_order)}, got {' > '.join(order)}",
+          file=sys.stderr)
+    return 1
+
+
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
+    return f"warning: {message}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `neuco-jax` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    warnings.formatwarning = _one_line_warnings
+    commands = {"evaluate": cmd_evaluate, "leaderboard": cmd_leaderboard, "demo": cmd_demo}
+    try:
+        return commands[args.command](args)
+    except NeucoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
