@@ -144,7 +144,3 @@ def main(argv: list[str] | None = None) -> int:
     except NeucoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -142,9 +142,10 @@ def load_submission(path: str | Path, valid_ids=None, embedding_dim: int | None 
         if not exclude_file.is_file():
             raise InputError(f"{exclude_file}: exclude file not found; check --exclude_file")
         bad = {line.strip() for line in exclude_file.read_text().splitlines() if line.strip()}
-        keep &= ~np.isin(ids, list(bad))
+        keep &= np.fromiter((i not in bad for i in ids), bool, len(ids))
     if valid_ids is not None:
-        keep &= np.isin(ids, np.asarray(list(valid_ids), dtype=object))
+        valid_ids = set(valid_ids)
+        keep &= np.fromiter((i in valid_ids for i in ids), bool, len(ids))
     rows = np.flatnonzero(keep)
 
     x = np.zeros((len(rows), dim), np.float32)

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -59,6 +60,9 @@ def evaluate(submission_file: str | Path, annotation_path: str | Path, config: C
       The run's scores, folder and stage timings (load, compile, train, write).
     """
     submission_file = Path(submission_file)
+    for key in ("enable_plots", "store_probes"):
+        if getattr(config, key):
+            warnings.warn(f"config key '{key}' is not implemented in neuco_jax yet and is ignored", stacklevel=2)
     method = results.check_name("method_name", method_name or submission_file.stem)
     timings = {}
     t0 = time.perf_counter()

@@ -73,10 +73,6 @@ class ProbePlan:
         return self.order.shape[1]
 
 
-def _pad_to(a: np.ndarray, width: int) -> np.ndarray:
-    return np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, width - a.shape[-1])])
-
-
 def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
               learning_rate: float, seed: int = 42) -> ProbePlan:
     """Build the padded probe plan for every task and fold of a benchmark.
@@ -94,8 +90,11 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
     slots = batch_size * max(math.ceil((n - t) / batch_size) for n, t in zip(sizes, n_test))
     test_slots = batch_size * max(math.ceil(t / batch_size) for t in n_test)
 
-    order, test, w0, b0 = [], [], [], []
-    for task, n, offset in zip(bench.tasks, sizes, offsets):
+    n_probes = len(sizes) * k_folds
+    order = np.zeros((n_probes, epochs, slots), np.int32)  # padding slots are masked by n_train
+    test = np.zeros((n_probes, test_slots), np.int32)
+    w0, b0 = [], []
+    for t, (task, n, offset) in enumerate(zip(bench.tasks, sizes, offsets)):
         try:
             train_pos, test_pos = shuffle_split(n, k_folds, seed)
         except InputError as e:
@@ -104,10 +103,11 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
         w0.append(rng.uniform(-bound, bound, (k_folds, dim)))
         b0.append(rng.uniform(-bound, bound, k_folds))
         # A fresh shuffle of the fold's training rows for every epoch.
-        perm = rng.permuted(np.tile(np.arange(train_pos.shape[1]), (k_folds, epochs, 1)), axis=-1)
-        visits = np.take_along_axis(train_pos[:, None, :], perm, axis=-1) + offset
-        order.append(_pad_to(visits, slots))
-        test.append(_pad_to(test_pos + offset, test_slots))
+        n_train = train_pos.shape[1]
+        perm = rng.permuted(np.broadcast_to(np.arange(n_train, dtype=np.int32), (k_folds, epochs, n_train)), axis=-1)
+        probes = slice(t * k_folds, (t + 1) * k_folds)
+        order[probes, :, :n_train] = np.take_along_axis(train_pos[:, None, :], perm, axis=-1) + offset
+        test[probes, :test_pos.shape[1]] = test_pos + offset
 
     tasks, k = len(bench.tasks), k_folds
     per_probe = lambda per_task: np.repeat(np.asarray(per_task), k)  # noqa: E731 (tasks -> probes)
@@ -115,9 +115,9 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
         x=np.ascontiguousarray(bench.x, np.float32),
         y=np.concatenate([t.labels for t in bench.tasks]).astype(np.float32),
         sample_row=np.concatenate(bench.rows).astype(np.int32),
-        order=np.concatenate(order).astype(np.int32),
+        order=order,
         n_train=per_probe([n - t for n, t in zip(sizes, n_test)]).astype(np.int32),
-        test=np.concatenate(test).astype(np.int32),
+        test=test,
         n_test=per_probe(n_test).astype(np.int32),
         is_cls=per_probe([t.is_classification for t in bench.tasks]),
         lr=np.full(tasks * k, learning_rate, np.float32),
