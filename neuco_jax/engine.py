@@ -99,6 +99,11 @@ def _probe_loss(params, xb, yb, mask, is_cls):
     return jnp.sum(per_row * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
+def _per_probe(v, leaf):
+    """Broadcast a (P,) vector against a (P, ...) array."""
+    return v.reshape(v.shape + (1,) * (leaf.ndim - 1))
+
+
 def _heldout_scores(z, y, mask, is_cls):
     """R^2 or F1 and mean loss per probe. z, y, mask: (P, n) with padding masked out."""
     n = jnp.maximum(mask.sum(-1), 1.0)
@@ -143,10 +148,9 @@ def _train_and_score(x, y, sample_row, order, n_train, test, n_test, is_cls, lr,
             xb, yb = gather(idx)
             loss, grads = grad_fn(params, xb, yb, mask.astype(x.dtype), is_cls)
             updates, new_state = jax.vmap(tx.update)(grads, state, params)
-            new_params = jax.tree.map(lambda p, u: p - lr.reshape((-1,) + (1,) * (p.ndim - 1)) * u,
-                                      params, updates)
+            new_params = jax.tree.map(lambda p, u: p - _per_probe(lr, p) * u, params, updates)
             active = s * batch_size < n_train  # (P,): this step holds real rows for the probe
-            keep = lambda new, old: jnp.where(active.reshape((-1,) + (1,) * (old.ndim - 1)), new, old)  # noqa: E731
+            keep = lambda new, old: jnp.where(_per_probe(active, old), new, old)  # noqa: E731
             params = jax.tree.map(keep, new_params, params)
             state = jax.tree.map(keep, new_state, state)
             return (params, state, loss_sum + jnp.where(active, loss, 0.0)), None
