@@ -261,3 +261,34 @@ def test_aggregate_ranks_matches_plain_numpy(q):
     plain_weights = sd / sd.sum() if sd.sum() > 0 else np.full(q.shape[1], 1 / q.shape[1])
     np.testing.assert_allclose(weights, plain_weights, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(weighted, ranks @ plain_weights, rtol=1e-9)
+
+
+def reference_leaderboard(q_table):
+    """The reference's procedure restated step by step with pandas and scipy (REFERENCE.md)."""
+    from scipy.stats import rankdata
+    df = q_table.dropna().reset_index(drop=True)
+    scores = df.drop(columns="experiment").to_numpy()
+    ranks = rankdata(-scores, axis=0, method="min")
+    stds = np.std(scores, axis=0, ddof=1)
+    weights = stds / stds.sum()
+    df["weighted_score"] = (ranks * weights).sum(axis=1)
+    df["aggregated_rank"] = rankdata(df["weighted_score"], method="min")
+    return df.sort_values("weighted_score")
+
+
+def test_reproduces_the_reference_leaderboard_from_reference_summaries(tmp_path):
+    rng = np.random.default_rng(7)
+    tasks = ["biomass_mean", "clouds_reg", "crops", "random_cls", "random_reg"]
+    rows = []
+    for m in range(12):
+        q = {t: float(rng.normal(20 - m, 6)) for t in tasks}
+        if m == 5:
+            q.pop("crops")  # this run misses a task and must be dropped
+        acc = {t: float(rng.uniform()) for t in q}
+        write_summary(tmp_path, f"m{m}_20250101_000000", current_summary(f"m{m}_20250101_000000", q, acc))
+        rows.append({"experiment": f"m{m}_20250101_000000", **q})
+    expected = reference_leaderboard(pd.DataFrame(rows, columns=["experiment", *tasks]))
+    board = rank_runs(collect_runs(tmp_path, PHASE))
+    assert list(board["experiment"]) == list(expected["experiment"])
+    np.testing.assert_allclose(board["weighted_score"], expected["weighted_score"], rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(board["aggregated_rank"], expected["aggregated_rank"])
