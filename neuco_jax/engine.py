@@ -1,7 +1,9 @@
 """The compiled core: every probe of every task and fold trained and scored in one program.
 
-Leading axis `probes` (P = tasks x folds) is vmapped; epochs and minibatch
-steps are `lax.scan`s. Per probe the maths is the reference's:
+Probes (P = tasks x folds) are laid out task-major. Tasks go through a
+`lax.map`; within a task all folds are vmapped; epochs are a `lax.scan` and
+minibatch steps a loop of the task's own length. Per probe the maths is the
+reference's:
 
   logits z = x . w + b                 x: (batch, dim), w: (dim,), b scalar
   loss     = mean over the batch's real rows of
@@ -11,9 +13,9 @@ steps are `lax.scan`s. Per probe the maths is the reference's:
   score    held-out R^2 = 1 - SS_res / SS_tot, or F1 of the positive class with
            z > 0 as positive; after every epoch; the probe's score is its best epoch.
 
-Padding: a probe whose task has fewer minibatches than the largest task
-sees extra steps; in those its parameters and optimiser state stay unchanged
-(`active` below), so each probe follows exactly its own unpadded schedule.
+Padding: plan arrays are padded to the largest task, but a task's step loop
+runs only its own number of minibatches, so padding slots never touch its
+parameters or optimiser state; the last, smaller batch is masked row-wise.
 """
 
 from __future__ import annotations
@@ -123,57 +125,69 @@ def _heldout_scores(z, y, mask, is_cls):
     return jnp.where(is_cls, f1, r2), loss
 
 
-@partial(jax.jit, static_argnames=("batch_size",))
-def _train_and_score(x, y, sample_row, order, n_train, test, n_test, is_cls, lr, w0, b0, *, batch_size):
+@partial(jax.jit, static_argnames=("n_tasks", "batch_size"))
+def _train_and_score(x, y, sample_row, order, n_train, test, n_test, is_cls, lr, w0, b0, *,
+                     n_tasks, batch_size):
     """Shapes as in ProbePlan. Returns best (P,) and per-epoch score, train and test loss (P, E)."""
     global TRACE_COUNT
     TRACE_COUNT += 1
-    n_probes, _, slots = order.shape
-    steps = slots // batch_size
     tx = _adamw()
     lane = jnp.arange(batch_size)
-    grad_fn = jax.vmap(jax.value_and_grad(_probe_loss))
+    grad_fn = jax.vmap(jax.value_and_grad(_probe_loss), in_axes=(0, 0, 0, 0, None))
 
-    def gather(idx):  # (P, batch) sample indices -> x rows (P, batch, dim), labels (P, batch)
-        return x[sample_row[idx]], y[idx]
+    def gather(idx):  # (folds, batch) sample indices -> x rows (folds, batch, dim), labels (folds, batch)
+        # The barrier materialises the rows once; left to itself XLA:CPU fuses the
+        # gather into both dots of the step and runs slower.
+        return jax.lax.optimization_barrier(x[sample_row[idx]]), y[idx]
 
-    test_mask = (jnp.arange(test.shape[1])[None, :] < n_test[:, None]).astype(x.dtype)
-    y_test = y[test]
+    def task(args):
+        """All folds of one task. order: (folds, epochs, slots); test: (folds, test_slots); lr: (folds,)."""
+        order, n_train, test, n_test, is_cls, lr, w0, b0 = args
+        folds = order.shape[0]
+        n_steps = (n_train + batch_size - 1) // batch_size  # this task's own minibatches per epoch
+        test_mask = jnp.broadcast_to(jnp.arange(test.shape[1]) < n_test, test.shape).astype(x.dtype)
 
-    def epoch(carry, order_e):  # order_e: (P, slots)
-        def step(carry, s):
-            params, state, loss_sum = carry
-            idx = jax.lax.dynamic_slice_in_dim(order_e, s * batch_size, batch_size, axis=1)
-            mask = (s * batch_size + lane)[None, :] < n_train[:, None]
-            xb, yb = gather(idx)
-            loss, grads = grad_fn(params, xb, yb, mask.astype(x.dtype), is_cls)
-            updates, new_state = jax.vmap(tx.update)(grads, state, params)
-            new_params = jax.tree.map(lambda p, u: p - _per_probe(lr, p) * u, params, updates)
-            active = s * batch_size < n_train  # (P,): this step holds real rows for the probe
-            keep = lambda new, old: jnp.where(_per_probe(active, old), new, old)  # noqa: E731
-            params = jax.tree.map(keep, new_params, params)
-            state = jax.tree.map(keep, new_state, state)
-            return (params, state, loss_sum + jnp.where(active, loss, 0.0)), None
+        def epoch(carry, order_e):  # order_e: (folds, slots)
+            def step(s, carry):
+                params, state, loss_sum = carry
+                idx = jax.lax.dynamic_slice_in_dim(order_e, s * batch_size, batch_size, axis=1)
+                mask = jnp.broadcast_to(s * batch_size + lane < n_train, idx.shape).astype(x.dtype)
+                xb, yb = gather(idx)
+                loss, grads = grad_fn(params, xb, yb, mask, is_cls)
+                updates, state = jax.vmap(tx.update)(grads, state, params)
+                params = jax.tree.map(lambda p, u: p - _per_probe(lr, p) * u, params, updates)
+                return params, state, loss_sum + loss
 
-        params, state = carry
-        (params, state, loss_sum), _ = jax.lax.scan(step, (params, state, jnp.zeros(n_probes)), jnp.arange(steps))
-        n_steps = jnp.ceil(n_train / batch_size)
-        w, b = params
+            params, state = carry
+            # A loop of the task's own length: no padding step ever touches its probes.
+            params, state, loss_sum = jax.lax.fori_loop(0, n_steps, step, (params, state, jnp.zeros(folds)))
+            w, b = params
 
-        def chunk_logits(c):  # held-out logits in batch-sized chunks bound the gather's memory
-            idx = jax.lax.dynamic_slice_in_dim(test, c * batch_size, batch_size, axis=1)
-            xb, _ = gather(idx)
-            return jnp.einsum("pbd,pd->pb", xb, w) + b[:, None]
+            def chunk_logits(c):  # held-out logits in batch-sized chunks bound the gather's memory
+                idx = jax.lax.dynamic_slice_in_dim(test, c * batch_size, batch_size, axis=1)
+                xb, _ = gather(idx)
+                return jnp.einsum("kbd,kd->kb", xb, w) + b[:, None]
 
-        z = jax.lax.map(chunk_logits, jnp.arange(test.shape[1] // batch_size))  # (chunks, P, batch)
-        z = jnp.moveaxis(z, 0, 1).reshape(n_probes, -1)
-        score, test_loss = _heldout_scores(z, y_test, test_mask, is_cls)
-        return (params, state), (score, loss_sum / n_steps, test_loss)
+            z = jax.lax.map(chunk_logits, jnp.arange(test.shape[1] // batch_size))  # (chunks, folds, batch)
+            z = jnp.moveaxis(z, 0, 1).reshape(folds, -1)
+            score, test_loss = _heldout_scores(z, y[test], test_mask, jnp.broadcast_to(is_cls, (folds,)))
+            return (params, state), (score, loss_sum / n_steps, test_loss)
 
-    params = (w0, b0)
-    state = jax.vmap(tx.init)(params)
-    _, (scores, train_loss, test_loss) = jax.lax.scan(epoch, (params, state), jnp.moveaxis(order, 1, 0))
-    scores, train_loss, test_loss = scores.T, train_loss.T, test_loss.T  # (P, E)
+        params = (w0, b0)
+        state = jax.vmap(tx.init)(params)
+        _, per_epoch = jax.lax.scan(epoch, (params, state), jnp.moveaxis(order, 1, 0))
+        return per_epoch  # each (epochs, folds)
+
+    # Tasks run one after another (a task's rows stay in cache while all its
+    # folds train); folds are vmapped.
+    per_task = lambda a: a.reshape((n_tasks, -1) + a.shape[1:])  # noqa: E731 (probes -> tasks, folds)
+    first_fold = lambda a: per_task(a)[:, 0]  # noqa: E731 (per-task constants stored per probe)
+    scores, train_loss, test_loss = jax.lax.map(task, (
+        per_task(order), first_fold(n_train), per_task(test), first_fold(n_test), first_fold(is_cls),
+        per_task(lr), per_task(w0), per_task(b0)))
+    # (tasks, epochs, folds) -> (probes, epochs)
+    scores, train_loss, test_loss = (jnp.moveaxis(a, 1, 2).reshape(-1, a.shape[1])
+                                     for a in (scores, train_loss, test_loss))
     return jnp.nanmax(scores, axis=1), scores, train_loss, test_loss
 
 
@@ -184,7 +198,7 @@ def _arrays(plan: ProbePlan) -> tuple:
 
 def compile_plan(plan: ProbePlan):
     """Compile the engine for a plan's shapes (cached: same shapes, same executable)."""
-    return _train_and_score.lower(*_arrays(plan), batch_size=plan.batch_size).compile()
+    return _train_and_score.lower(*_arrays(plan), n_tasks=plan.n_tasks, batch_size=plan.batch_size).compile()
 
 
 def run_plan(plan: ProbePlan, compiled=None) -> ProbeScores:
@@ -194,6 +208,6 @@ def run_plan(plan: ProbePlan, compiled=None) -> ProbeScores:
       plan: the padded probe plan.
       compiled: the executable from `compile_plan(plan)`; compiled on first use when None.
     """
-    fn = compiled or partial(_train_and_score, batch_size=plan.batch_size)
+    fn = compiled or partial(_train_and_score, n_tasks=plan.n_tasks, batch_size=plan.batch_size)
     best, scores, train_loss, test_loss = jax.device_get(fn(*_arrays(plan)))
     return ProbeScores(best=best, epoch_scores=scores, train_loss=train_loss, test_loss=test_loss)
