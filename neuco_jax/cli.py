@@ -67,12 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_scores(result) -> None:
-    print(f"{'task':<24} {'type':<14} {'mean_score':>10} {'std_dev':>8} {'q_stat':>8}")
-    for s in result.scores:
-        print(f"{s.name:<24} {s.task_type:<14} {s.mean_score:>10.4f} {s.std_dev:>8.4f} {s.q_stat:>8.2f}")
-    stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
-    print(f"results: {result.run_dir}  ({stages})")
+def _print_runs(runs) -> None:
+    if len(runs) == 1:
+        print(f"{'task':<24} {'type':<14} {'mean_score':>10} {'std_dev':>8} {'q_stat':>8}")
+        for s in runs[0].scores:
+            print(f"{s.name:<24} {s.task_type:<14} {s.mean_score:>10.4f} {s.std_dev:>8.4f} {s.q_stat:>8.2f}")
+    for run in runs:
+        print(f"results: {run.run_dir}")
+    print("wall time: " + ", ".join(f"{k} {v:.2f}s" for k, v in runs[0].timings.items()))
+    if runs[0].leaderboard is not None:
+        print(f"leaderboard: {runs[0].leaderboard}")
 
 
 def cmd_evaluate(args) -> int:
@@ -80,11 +84,9 @@ def cmd_evaluate(args) -> int:
     from neuco_jax.pipeline import evaluate
 
     config = load_config(args.config)
-    result = evaluate(args.submission_file, args.annotation_path, config, output_dir=args.output_dir,
-                      method_name=args.method_name, phase=args.phase, exclude_file=args.exclude_file)
-    _print_scores(result)
-    if result.leaderboard is not None:
-        print(f"leaderboard: {result.leaderboard}")
+    runs = evaluate(args.submission_file, args.annotation_path, config, output_dir=args.output_dir,
+                    method_name=args.method_name, phase=args.phase, exclude_file=args.exclude_file)
+    _print_runs(runs)
     return 0
 
 
@@ -102,7 +104,7 @@ def cmd_leaderboard(args) -> int:
 def cmd_demo(args) -> int:
     from neuco_jax.config import Config
     from neuco_jax.leaderboard import collect_runs, format_leaderboard, rank_runs, save_leaderboard
-    from neuco_jax.pipeline import evaluate
+    from neuco_jax.pipeline import sweep
     from neuco_jax.synthetic import make_benchmark
 
     t0 = time.perf_counter()
@@ -110,12 +112,11 @@ def cmd_demo(args) -> int:
     print(f"synthetic benchmark in {args.out / 'data'} ({time.perf_counter() - t0:.1f}s)")
     config = Config(k_folds=args.k_folds, epochs=args.epochs)
     output_dir = args.out / "results"
-    method_of = {}  # experiment (run folder) -> method, for this invocation's runs
-    for method, path in bench.submissions.items():
-        result = evaluate(path, bench.labels_dir, config, output_dir=output_dir, method_name=method, phase="demo")
-        method_of[result.run_dir.name] = method
-        stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
-        print(f"evaluated {method:<16} ({stages})")
+    runs = sweep(list(bench.submissions.values()), bench.labels_dir, config, output_dir=output_dir,
+                 method_names=list(bench.submissions), phase="demo")
+    method_of = {run.run_dir.name: run.name for run in runs}  # this invocation's runs
+    print(f"evaluated {len(runs)} submissions in one pass: "
+          + ", ".join(f"{k} {v:.2f}s" for k, v in runs[0].timings.items()))
     board = rank_runs(collect_runs(output_dir, "demo"))
     print(format_leaderboard(board))
     print(f"leaderboard: {save_leaderboard(board, output_dir, 'demo')}")

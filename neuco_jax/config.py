@@ -18,10 +18,34 @@ DEVICES = ("auto", "cpu", "gpu", "cuda", "tpu")
 TOP_KEYS = {
     "k_folds", "probe_type", "probe_params", "embedding_dim", "standardize_embeddings",
     "normalize_labels", "enable_plots", "update_leaderboard", "output_fold_results",
-    "store_probes", "store_models", "task_filter", "device", "seed",
+    "store_probes", "store_models", "task_filter", "device", "seed", "ablations", "label_fraction",
     # The reference's first sample config kept the probe keys at the top level.
     "batch_size", "epochs", "learning_rate",
 }
+
+
+ABLATION_KEYS = ("learning_rates", "embedding_dims", "label_fractions", "epochs")
+
+
+@dataclasses.dataclass(frozen=True)
+class Ablations:
+    """Variants evaluated in the same compiled pass, each reported as its own run.
+
+    learning_rates: probes trained at each rate (same folds, init and batch order).
+    embedding_dims: the first d dimensions of each submission, as if it had d columns.
+    label_fractions: each fold trains on this fraction of its training rows (same rows
+      for every method; the held-out rows are unchanged).
+    epochs: scores after each of these epoch counts, read off the one training run.
+    None leaves an axis at the config's single value.
+    """
+
+    learning_rates: tuple[float, ...] | None = None
+    embedding_dims: tuple[int, ...] | None = None
+    label_fractions: tuple[float, ...] | None = None
+    epochs: tuple[int, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +71,8 @@ class Config:
     store_probes: bool = False
     task_filter: tuple[str, ...] | None = None
     seed: int = 42
+    label_fraction: float = 1.0
+    ablations: Ablations = Ablations()
 
     def to_dict(self) -> dict[str, Any]:
         """The config in the reference's YAML layout (probe keys under `probe_params`)."""
@@ -54,6 +80,11 @@ class Config:
         probe = {k: d.pop(k) for k in ("batch_size", "epochs", "learning_rate", "device")}
         d["probe_params"] = probe
         d["task_filter"] = list(self.task_filter) if self.task_filter is not None else None
+        ablations = self.ablations.to_dict()
+        if ablations:
+            d["ablations"] = ablations
+        else:
+            del d["ablations"]
         return d
 
 
@@ -136,10 +167,47 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
             _expect(name, str, "task_filter", "a list of task names (strings)")
         task_filter = tuple(task_filter)
     seed = _expect(raw.get("seed", 42), int, "seed", "an integer")
+    ablations = _ablations(raw.get("ablations"), params["epochs"], source)
+    fraction = _expect(raw.get("label_fraction", 1.0), (int, float), "label_fraction", "a number in (0, 1]")
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"config key 'label_fraction': got {fraction}, expected a number in (0, 1]")
 
     return Config(k_folds=k_folds, batch_size=params["batch_size"], epochs=params["epochs"],
                   learning_rate=float(lr), device=device, embedding_dim=dim,
-                  task_filter=task_filter, seed=seed, **flags)
+                  task_filter=task_filter, seed=seed, label_fraction=float(fraction), ablations=ablations,
+                  **flags)
+
+
+def _ablations(raw: Any, epochs: int, source: str) -> Ablations:
+    if raw is None:
+        return Ablations()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config key 'ablations': got {raw!r}, expected a mapping with keys {ABLATION_KEYS}")
+    for key in raw:
+        if key not in ABLATION_KEYS:
+            close = difflib.get_close_matches(str(key), ABLATION_KEYS, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{source}: unknown key 'ablations.{key}'{hint} (known: {', '.join(ABLATION_KEYS)})")
+    checks = {
+        "learning_rates": ((int, float), lambda v: v > 0, "positive numbers"),
+        "embedding_dims": (int, lambda v: v > 0, "positive integers"),
+        "label_fractions": ((int, float), lambda v: 0 < v <= 1, "numbers in (0, 1]"),
+        "epochs": (int, lambda v: 0 < v <= epochs, f"integers from 1 to probe_params.epochs ({epochs})"),
+    }
+    values = {}
+    for key, (kind, ok, what) in checks.items():
+        if raw.get(key) is None:
+            continue
+        items = raw[key]
+        if not isinstance(items, list) or not items:
+            raise ConfigError(f"config key 'ablations.{key}': got {items!r}, expected a non-empty list of {what}")
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, kind) or not ok(v):
+                raise ConfigError(f"config key 'ablations.{key}': got {v!r}, expected {what}")
+        if len(set(items)) != len(items):
+            raise ConfigError(f"config key 'ablations.{key}': {items} lists a value twice")
+        values[key] = tuple(float(v) for v in items) if kind != int else tuple(items)
+    return Ablations(**values)
 
 
 def load_config(path: str | Path) -> Config:

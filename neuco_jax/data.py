@@ -101,6 +101,18 @@ def clean_ids(ids: pa.Array) -> np.ndarray:
     return np.asarray(ids.to_pylist(), dtype=object)
 
 
+def submission_width(path: str | Path) -> int:
+    """The number of embedding columns of a submission CSV, from its header alone."""
+    path = Path(path)
+    try:
+        with open(path) as f:
+            header = f.readline().strip().split(",")
+    except OSError as e:
+        raise InputError(f"{path}: cannot read submission file ({e.strerror}); check --submission_file") from None
+    columns = [c.strip().strip('"') for c in header if c.strip().strip('"') != "id"]
+    return sum(c.isdigit() for c in columns) or len(columns)
+
+
 def load_submission(path: str | Path, valid_ids=None, embedding_dim: int | None = None,
                     exclude_file: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read an embedding submission CSV as the reference does.

@@ -1,8 +1,9 @@
 """The compiled core: every probe of every task and fold trained and scored in one program.
 
-Probes (P = tasks x folds) are laid out task-major. Tasks go through a
-`lax.map`; within a task all folds are vmapped; epochs are a `lax.scan` and
-minibatch steps a loop of the task's own length. Per probe the maths is the
+Axes: methods x entries x group, where an entry is one (task, label fraction)
+and its group is learning rates x folds. Methods and entries go through
+`lax.map`s, the probes of a group are vmapped; epochs are a `lax.scan` and
+minibatch steps a loop of the entry's own length. Per probe the maths is the
 reference's:
 
   logits z = x . w + b                 x: (batch, dim), w: (dim,), b scalar
@@ -30,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from neuco_jax.plan import ProbePlan
+from neuco_jax.plan import Embeddings, ProbePlan
 
 BETAS = (0.9, 0.999)
 EPS = 1e-8
@@ -42,10 +43,10 @@ TRACE_COUNT = 0
 
 @dataclasses.dataclass(frozen=True)
 class ProbeScores:
-    """Host results of one engine pass, per probe (P = tasks x folds).
+    """Host results of one engine pass, per method and probe (see ProbePlan for the probe order).
 
-    best: (P,) best held-out score over epochs (NaN if every epoch was NaN)
-    epoch_scores, train_loss, test_loss: (P, epochs)
+    best: (methods, probes) best held-out score over epochs (NaN if every epoch was NaN)
+    epoch_scores, train_loss, test_loss: (methods, probes, epochs)
     """
 
     best: np.ndarray
@@ -125,89 +126,108 @@ def _heldout_scores(z, y, mask, is_cls):
     return jnp.where(is_cls, f1, r2), loss
 
 
-@partial(jax.jit, static_argnames=("n_tasks", "batch_size"))
-def _train_and_score(x, y, sample_row, order, n_train, test, n_test, is_cls, lr, w0, b0, *,
-                     n_tasks, batch_size):
-    """Shapes as in ProbePlan. Returns best (P,) and per-epoch score, train and test loss (P, E)."""
+@partial(jax.jit, static_argnames=("n_entries", "batch_size"))
+def _train_and_score(x, sample_row, dims, y, order, n_train, test, n_test, is_cls, lr, w0, b0, *,
+                     n_entries, batch_size):
+    """Shapes as in Embeddings and ProbePlan. Returns best (M, P), per-epoch score, train and
+    test loss (M, P, E) for M methods and P probes."""
     global TRACE_COUNT
     TRACE_COUNT += 1
     tx = _adamw()
     lane = jnp.arange(batch_size)
     grad_fn = jax.vmap(jax.value_and_grad(_probe_loss), in_axes=(0, 0, 0, 0, None))
+    dim = x.shape[-1]
 
-    def gather(idx):  # (folds, batch) sample indices -> x rows (folds, batch, dim), labels (folds, batch)
-        # The barrier materialises the rows once; left to itself XLA:CPU fuses the
-        # gather into both dots of the step and runs slower.
-        return jax.lax.optimization_barrier(x[sample_row[idx]]), y[idx]
+    def method(args):
+        """Every probe for one method. x: (n_rows, dim); rows: (n_samples,); width: its own dim."""
+        x, rows, width = args
 
-    def task(args):
-        """All folds of one task. order: (folds, epochs, slots); test: (folds, test_slots); lr: (folds,)."""
-        order, n_train, test, n_test, is_cls, lr, w0, b0 = args
-        folds = order.shape[0]
-        n_steps = (n_train + batch_size - 1) // batch_size  # this task's own minibatches per epoch
-        test_mask = jnp.broadcast_to(jnp.arange(test.shape[1]) < n_test, test.shape).astype(x.dtype)
+        def gather(idx):  # (group, batch) sample indices -> x rows (group, batch, dim), labels
+            # The barrier materialises the rows once; left to itself XLA:CPU fuses the
+            # gather into both dots of the step and runs slower.
+            return jax.lax.optimization_barrier(x[rows[idx]]), y[idx]
 
-        def epoch(carry, order_e):  # order_e: (folds, slots)
-            def step(s, carry):
-                params, state, loss_sum = carry
-                idx = jax.lax.dynamic_slice_in_dim(order_e, s * batch_size, batch_size, axis=1)
-                mask = jnp.broadcast_to(s * batch_size + lane < n_train, idx.shape).astype(x.dtype)
-                xb, yb = gather(idx)
-                loss, grads = grad_fn(params, xb, yb, mask, is_cls)
-                updates, state = jax.vmap(tx.update)(grads, state, params)
-                params = jax.tree.map(lambda p, u: p - _per_probe(lr, p) * u, params, updates)
-                return params, state, loss_sum + loss
+        # torch nn.Linear's init, uniform(+-1/sqrt(width)), from the plan's unit draws;
+        # columns beyond the method's width stay exactly 0 (no gradient, no decay).
+        scale = 1.0 / jnp.sqrt(width.astype(jnp.float32))
+        w_scale = jnp.where(jnp.arange(dim) < width, scale, 0.0)
 
-            params, state = carry
-            # A loop of the task's own length: no padding step ever touches its probes.
-            params, state, loss_sum = jax.lax.fori_loop(0, n_steps, step, (params, state, jnp.zeros(folds)))
-            w, b = params
+        def entry(args):
+            """All probes of one (task, label fraction). order: (group, epochs, slots)."""
+            order, n_train, test, n_test, is_cls, lr, w0, b0 = args
+            group = order.shape[0]
+            n_steps = (n_train + batch_size - 1) // batch_size  # this entry's own minibatches per epoch
+            test_mask = jnp.broadcast_to(jnp.arange(test.shape[1]) < n_test, test.shape).astype(x.dtype)
 
-            def chunk_logits(c):  # held-out logits in batch-sized chunks bound the gather's memory
-                idx = jax.lax.dynamic_slice_in_dim(test, c * batch_size, batch_size, axis=1)
-                xb, _ = gather(idx)
-                return jnp.einsum("kbd,kd->kb", xb, w) + b[:, None]
+            def epoch(carry, order_e):  # order_e: (group, slots)
+                def step(s, carry):
+                    params, state, loss_sum = carry
+                    idx = jax.lax.dynamic_slice_in_dim(order_e, s * batch_size, batch_size, axis=1)
+                    mask = jnp.broadcast_to(s * batch_size + lane < n_train, idx.shape).astype(x.dtype)
+                    xb, yb = gather(idx)
+                    loss, grads = grad_fn(params, xb, yb, mask, is_cls)
+                    updates, state = jax.vmap(tx.update)(grads, state, params)
+                    params = jax.tree.map(lambda p, u: p - _per_probe(lr, p) * u, params, updates)
+                    return params, state, loss_sum + loss
 
-            z = jax.lax.map(chunk_logits, jnp.arange(test.shape[1] // batch_size))  # (chunks, folds, batch)
-            z = jnp.moveaxis(z, 0, 1).reshape(folds, -1)
-            score, test_loss = _heldout_scores(z, y[test], test_mask, jnp.broadcast_to(is_cls, (folds,)))
-            return (params, state), (score, loss_sum / n_steps, test_loss)
+                params, state = carry
+                # A loop of the entry's own length: no padding step ever touches its probes.
+                params, state, loss_sum = jax.lax.fori_loop(0, n_steps, step, (params, state, jnp.zeros(group)))
+                w, b = params
 
-        params = (w0, b0)
-        state = jax.vmap(tx.init)(params)
-        _, per_epoch = jax.lax.scan(epoch, (params, state), jnp.moveaxis(order, 1, 0))
-        return per_epoch  # each (epochs, folds)
+                def chunk_logits(c):  # held-out logits in batch-sized chunks bound the gather's memory
+                    idx = jax.lax.dynamic_slice_in_dim(test, c * batch_size, batch_size, axis=1)
+                    xb, _ = gather(idx)
+                    return jnp.einsum("kbd,kd->kb", xb, w) + b[:, None]
 
-    # Tasks run one after another (a task's rows stay in cache while all its
-    # folds train); folds are vmapped.
-    per_task = lambda a: a.reshape((n_tasks, -1) + a.shape[1:])  # noqa: E731 (probes -> tasks, folds)
-    first_fold = lambda a: per_task(a)[:, 0]  # noqa: E731 (per-task constants stored per probe)
-    scores, train_loss, test_loss = jax.lax.map(task, (
-        per_task(order), first_fold(n_train), per_task(test), first_fold(n_test), first_fold(is_cls),
-        per_task(lr), per_task(w0), per_task(b0)))
-    # (tasks, epochs, folds) -> (probes, epochs)
-    scores, train_loss, test_loss = (jnp.moveaxis(a, 1, 2).reshape(-1, a.shape[1])
-                                     for a in (scores, train_loss, test_loss))
-    return jnp.nanmax(scores, axis=1), scores, train_loss, test_loss
+                z = jax.lax.map(chunk_logits, jnp.arange(test.shape[1] // batch_size))  # (chunks, group, batch)
+                z = jnp.moveaxis(z, 0, 1).reshape(group, -1)
+                score, test_loss = _heldout_scores(z, y[test], test_mask, jnp.broadcast_to(is_cls, (group,)))
+                return (params, state), (score, loss_sum / n_steps, test_loss)
+
+            params = (w0 * w_scale, b0 * scale)
+            state = jax.vmap(tx.init)(params)
+            _, per_epoch = jax.lax.scan(epoch, (params, state), jnp.moveaxis(order, 1, 0))
+            return per_epoch  # each (epochs, group)
+
+        # Entries run one after another (a task's rows stay in cache while all its
+        # probes train); the probes of an entry are vmapped.
+        per_entry = lambda a: a.reshape((n_entries, -1) + a.shape[1:])  # noqa: E731
+        first = lambda a: per_entry(a)[:, 0]  # noqa: E731 (per-entry constants stored per probe)
+        out = jax.lax.map(entry, (per_entry(order), first(n_train), per_entry(test), first(n_test),
+                                  first(is_cls), per_entry(lr), per_entry(w0), per_entry(b0)))
+        # (entries, epochs, group) -> (probes, epochs)
+        return tuple(jnp.moveaxis(a, 1, 2).reshape(-1, a.shape[1]) for a in out)
+
+    scores, train_loss, test_loss = jax.lax.map(method, (x, sample_row, dims))
+    return jnp.nanmax(scores, axis=-1), scores, train_loss, test_loss
 
 
-def _arrays(plan: ProbePlan) -> tuple:
-    return (plan.x, plan.y, plan.sample_row, plan.order, plan.n_train, plan.test, plan.n_test,
+def _arrays(plan: ProbePlan, emb: Embeddings) -> tuple:
+    return (emb.x, emb.sample_row, emb.dims, plan.y, plan.order, plan.n_train, plan.test, plan.n_test,
             plan.is_cls, plan.lr, plan.w0, plan.b0)
 
 
-def compile_plan(plan: ProbePlan):
-    """Compile the engine for a plan's shapes (cached: same shapes, same executable)."""
-    return _train_and_score.lower(*_arrays(plan), n_tasks=plan.n_tasks, batch_size=plan.batch_size).compile()
+def _static(plan: ProbePlan) -> dict:
+    return {"n_entries": len(plan.entries), "batch_size": plan.batch_size}
 
 
-def run_plan(plan: ProbePlan, compiled=None) -> ProbeScores:
-    """Train and score every probe of a plan in one compiled program; results back on the host.
+def compile_plan(plan: ProbePlan, emb: Embeddings):
+    """Compile the engine for the shapes of a plan and a stack of methods (cached per shape)."""
+    return _train_and_score.lower(*_arrays(plan, emb), **_static(plan)).compile()
+
+
+def run_plan(plan: ProbePlan, emb: Embeddings, compiled=None) -> ProbeScores:
+    """Train and score every probe of every method in one compiled program; results on the host.
 
     Args:
       plan: the padded probe plan.
-      compiled: the executable from `compile_plan(plan)`; compiled on first use when None.
+      emb: the methods' embeddings (leading axis: methods).
+      compiled: the executable from `compile_plan`; compiled on first use when None.
+
+    Returns:
+      ProbeScores with a leading methods axis.
     """
-    fn = compiled or partial(_train_and_score, n_tasks=plan.n_tasks, batch_size=plan.batch_size)
-    best, scores, train_loss, test_loss = jax.device_get(fn(*_arrays(plan)))
+    fn = compiled or partial(_train_and_score, **_static(plan))
+    best, scores, train_loss, test_loss = jax.device_get(fn(*_arrays(plan, emb)))
     return ProbeScores(best=best, epoch_scores=scores, train_loss=train_loss, test_loss=test_loss)

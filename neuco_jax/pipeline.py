@@ -1,34 +1,62 @@
-"""The evaluation pipeline: load -> preprocess -> one compiled pass -> scores -> files -> leaderboard."""
+"""The evaluation pipeline: load -> preprocess -> one compiled pass -> scores -> files -> leaderboard.
+
+`sweep` evaluates many submissions (and ablation variants) with the methods
+axis in the compiled program; `evaluate` is a sweep of one submission.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 import time
 import warnings
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from neuco_jax import engine, leaderboard, results
-from neuco_jax.config import Config
-from neuco_jax.data import load_labels, load_submission, prepare
-from neuco_jax.errors import ConfigError
-from neuco_jax.plan import make_plan
+from neuco_jax.config import Ablations, Config
+from neuco_jax.data import Benchmark, load_labels, load_submission, prepare, submission_width
+from neuco_jax.errors import ConfigError, InputError
+from neuco_jax.plan import Embeddings, coverage, make_plan, stack_embeddings
 from neuco_jax.scores import TaskScore, task_score
 
 log = logging.getLogger(__name__)
 
+# Methods per compiled pass when the caller does not say: bounds the stacked
+# embeddings (methods x rows x dim float32) to about this many bytes.
+CHUNK_BYTES = 1 << 30
+
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
-    """What one evaluation produced: per-task scores, where they were written, stage wall times (s)."""
+    """One evaluated run (a method, or one ablation variant of it).
 
+    timings: wall seconds of the stages (load, compile, train, write) of the
+    pass that produced it; a sweep's runs share its timings.
+    """
+
+    name: str
     run_dir: Path
     scores: list[TaskScore]
+    config: Config
     timings: dict[str, float]
     leaderboard: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Variant:
+    """One reported run: a method at one point of the ablation grid."""
+
+    method: int  # index into the sweep's method variants (submission x embedding dim)
+    lr_index: int
+    fraction: float
+    epochs: int
+    name: str
+    config: Config
 
 
 def device_scope(name: str):
@@ -43,9 +71,179 @@ def device_scope(name: str):
                           f"device (available: {sorted({d.platform for d in jax.devices()})}); use 'auto'") from None
 
 
-def evaluate(submission_file: str | Path, annotation_path: str | Path, config: Config, *,
-             output_dir: str | Path = "results", method_name: str | None = None,
-             phase: str = "results", exclude_file: str | Path | None = None) -> RunResult:
+def _grid(config: Config):
+    a = config.ablations
+    return (a.learning_rates or (config.learning_rate,), a.embedding_dims or (None,),
+            a.label_fractions or (config.label_fraction,), a.epochs or (config.epochs,))
+
+
+def _variant_name(method: str, config: Config, lr: float, dim, fraction: float, epochs: int) -> str:
+    """`method`, plus `@axis=value` for every ablation axis that has more than one value."""
+    lrs, dims, fractions, epoch_points = _grid(config)
+    parts = [method]
+    for values, key, value in ((lrs, "lr", lr), (dims, "dim", dim), (fractions, "frac", fraction),
+                               (epoch_points, "epochs", epochs)):
+        if len(values) > 1:
+            parts.append(f"{key}={value:g}")
+    return "@".join(parts)
+
+
+def _chunks(n: int, chunk_size: int):
+    for start in range(0, n, chunk_size):
+        yield range(start, min(start + chunk_size, n))
+
+
+def sweep(submission_files, annotation_path, config: Config, *, output_dir="results", phase: str = "results",
+          method_names=None, exclude_file=None, chunk_size: int | None = None) -> list[RunResult]:
+    """Evaluate several submissions, and every ablation variant of each, in one compiled program.
+
+    Each reported run gets its own run folder, exactly as `evaluate` writes it,
+    then (with `update_leaderboard`) one leaderboard is rebuilt for the phase.
+
+    Args:
+      submission_files: embedding CSVs.
+      annotation_path: folder of `<task>__<type>.csv` label files.
+      config: the validated config, including its `ablations`.
+      output_dir, phase: runs go to `<output_dir>/<phase>/<name>_<timestamp>/`.
+      method_names: one per file; default: the files' stems.
+      exclude_file: optional list of ids to drop from every submission.
+      chunk_size: methods per compiled pass; more are processed in chunks of
+        this size with the same executable. Default: as many as fit in ~1 GiB.
+
+    Returns:
+      One RunResult per (method, ablation variant), methods in the given order.
+    """
+    files = [Path(f) for f in submission_files]
+    if not files:
+        raise InputError("no submission files given; pass at least one")
+    names = list(method_names) if method_names is not None else [f.stem for f in files]
+    if len(names) != len(files):
+        raise InputError(f"{len(names)} method names for {len(files)} submission files; give one name per file")
+    for name in names:
+        results.check_name("method_name", name)
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise InputError(f"method name '{dup}' is used twice; give each submission its own --method_name")
+    for key in ("enable_plots", "store_probes"):
+        if getattr(config, key):
+            warnings.warn(f"config key '{key}' is not implemented in neuco_jax yet and is ignored", stacklevel=2)
+    results.check_writable(output_dir, phase)  # an unwritable output_dir fails before any work
+
+    timings = dict.fromkeys(("load", "compile", "train", "write"), 0.0)
+    t0 = time.perf_counter()
+    tasks = load_labels(annotation_path)
+    valid_ids = {i for t in tasks for i in t.ids}
+    lrs, dims, fractions, epoch_points = _grid(config)
+    widths = [config.embedding_dim or submission_width(f) for f in files]
+    for f, w in zip(files, widths):
+        if any(d is not None and d > w for d in dims):
+            raise InputError(f"{f}: ablations.embedding_dims asks for {max(d for d in dims if d)} dimensions "
+                             f"but the submission has {w}; use dims up to {w}")
+    width = max(widths)
+    # The methods axis of the compiled program: every submission at every embedding dim.
+    methods = [(i, d) for i in range(len(files)) for d in dims]
+    chunk_size = chunk_size or max(1, CHUNK_BYTES // (4 * width * max(len(valid_ids), 1)))
+    chunk_size = min(chunk_size, len(methods))
+    timings["load"] += time.perf_counter() - t0
+
+    plans = {}  # coverage -> plan: methods covering the same ids share folds, orders and init
+    out: dict[tuple[int, int], RunResult] = {}  # (method, variant) -> run, sorted at the end
+    for chunk in _chunks(len(methods), chunk_size):
+        t0 = time.perf_counter()
+        benches: list[tuple[int, Benchmark]] = []
+        loaded = {}
+        for m in chunk:
+            i, d = methods[m]
+            if i not in loaded:
+                loaded = {i: load_submission(files[i], valid_ids=valid_ids, embedding_dim=config.embedding_dim,
+                                             exclude_file=exclude_file)}
+            ids, x = loaded[i]
+            bench = prepare(tasks, ids, x[:, :d] if d else x, standardize=config.standardize_embeddings,
+                            normalize_labels=config.normalize_labels, task_filter=config.task_filter)
+            benches.append((m, bench))
+        timings["load"] += time.perf_counter() - t0
+
+        for cov, group in itertools.groupby(sorted(benches, key=lambda mb: coverage(mb[1])),
+                                            key=lambda mb: coverage(mb[1])):
+            group = list(group)
+            t0 = time.perf_counter()
+            if cov not in plans:
+                plans[cov] = make_plan(group[0][1], k_folds=config.k_folds, epochs=config.epochs,
+                                       batch_size=config.batch_size, learning_rates=lrs,
+                                       label_fractions=fractions, seed=config.seed, dim=width)
+            plan = plans[cov]
+            # Pad to the chunk size by repeating a method: every pass has the same shapes.
+            padded = [b for _, b in group] + [group[-1][1]] * (chunk_size - len(group))
+            own_dims = [b.x.shape[1] for b in padded]
+            emb = stack_embeddings([_widen(b, width) for b in padded], dims=own_dims)
+            timings["load"] += time.perf_counter() - t0
+            probes = _run(plan, emb, config, timings)
+            t0 = time.perf_counter()
+            for slot, (m, bench) in enumerate(group):
+                i, d = methods[m]
+                for v, variant in enumerate(_variants(config, names[i], m, d, fractions, lrs, epoch_points)):
+                    scores = _variant_scores(plan, probes, slot, variant, bench)
+                    run_dir = results.write_run(output_dir, phase, variant.name, scores, variant.config)
+                    out[m, v] = RunResult(variant.name, run_dir, scores, variant.config, timings)
+            timings["write"] += time.perf_counter() - t0
+
+    board = None
+    if config.update_leaderboard:
+        t0 = time.perf_counter()
+        board = leaderboard.write_leaderboard(output_dir, phase)
+        timings["write"] += time.perf_counter() - t0
+    log.info("sweep of %d runs: %s", len(out), ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    return [dataclasses.replace(out[key], leaderboard=board) for key in sorted(out)]
+
+
+def _widen(bench: Benchmark, width: int) -> Benchmark:
+    """Zero-pad a benchmark's embedding to `width` columns (after its own standardisation)."""
+    if bench.x.shape[1] == width:
+        return bench
+    x = np.zeros((bench.x.shape[0], width), np.float32)
+    x[:, :bench.x.shape[1]] = bench.x
+    return dataclasses.replace(bench, x=x)
+
+
+def _run(plan, emb: Embeddings, config: Config, timings: dict) -> engine.ProbeScores:
+    with device_scope(config.device):
+        t0 = time.perf_counter()
+        compiled = engine.compile_plan(plan, emb)
+        timings["compile"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        probes = engine.run_plan(plan, emb, compiled)
+        timings["train"] += time.perf_counter() - t0
+    return probes
+
+
+def _variants(config: Config, method: str, m: int, dim, fractions, lrs, epoch_points):
+    for (l, lr), fraction, epochs in itertools.product(enumerate(lrs), fractions, epoch_points):
+        name = _variant_name(method, config, lr, dim, fraction, epochs)
+        variant_config = dataclasses.replace(
+            config, learning_rate=lr, label_fraction=fraction, epochs=epochs,
+            embedding_dim=dim or config.embedding_dim, ablations=Ablations())
+        yield _Variant(m, l, fraction, epochs, name, variant_config)
+
+
+def _variant_scores(plan, probes: engine.ProbeScores, slot: int, variant: _Variant,
+                    bench: Benchmark) -> list[TaskScore]:
+    """Per-task scores of one variant: its probes' best held-out score within its epoch budget."""
+    scores = []
+    for e, (task_name, fraction) in enumerate(plan.entries):
+        if fraction != variant.fraction:
+            continue
+        start = e * plan.group + variant.lr_index * plan.k_folds
+        per_epoch = probes.epoch_scores[slot, start:start + plan.k_folds, :variant.epochs]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a fold NaN at every epoch stays NaN
+            best = np.nanmax(per_epoch, axis=1)
+        task = next(t for t in bench.tasks if t.name == task_name)
+        scores.append(task_score(task_name, task.task_type, best))
+    return scores
+
+
+def evaluate(submission_file, annotation_path, config: Config, *, output_dir="results",
+             method_name: str | None = None, phase: str = "results", exclude_file=None) -> list[RunResult]:
     """Evaluate one submission on every task of a labels folder and write the reference's files.
 
     Args:
@@ -57,38 +255,8 @@ def evaluate(submission_file: str | Path, annotation_path: str | Path, config: C
       exclude_file: optional list of ids to drop.
 
     Returns:
-      The run's scores, folder and stage timings (load, compile, train, write).
+      One RunResult per run written: a single one, or one per ablation variant.
     """
     submission_file = Path(submission_file)
-    for key in ("enable_plots", "store_probes"):
-        if getattr(config, key):
-            warnings.warn(f"config key '{key}' is not implemented in neuco_jax yet and is ignored", stacklevel=2)
-    method = results.check_name("method_name", method_name or submission_file.stem)
-    timings = {}
-    t0 = time.perf_counter()
-    tasks = load_labels(annotation_path)
-    ids, x = load_submission(submission_file, valid_ids={i for t in tasks for i in t.ids},
-                             embedding_dim=config.embedding_dim, exclude_file=exclude_file)
-    bench = prepare(tasks, ids, x, standardize=config.standardize_embeddings,
-                    normalize_labels=config.normalize_labels, task_filter=config.task_filter)
-    plan = make_plan(bench, k_folds=config.k_folds, epochs=config.epochs, batch_size=config.batch_size,
-                     learning_rate=config.learning_rate, seed=config.seed)
-    results.phase_dir(output_dir, phase)  # an unwritable output_dir fails before training
-    timings["load"] = time.perf_counter() - t0
-
-    with device_scope(config.device):
-        t0 = time.perf_counter()
-        compiled = engine.compile_plan(plan)
-        timings["compile"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        probes = engine.run_plan(plan, compiled)
-        timings["train"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    best = probes.best.reshape(len(bench.tasks), config.k_folds)
-    scores = [task_score(t.name, t.task_type, b) for t, b in zip(bench.tasks, best)]
-    run_dir = results.write_run(output_dir, phase, method, scores, config)
-    board = leaderboard.write_leaderboard(output_dir, phase) if config.update_leaderboard else None
-    timings["write"] = time.perf_counter() - t0
-    log.info("%s: %s", run_dir.name, ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
-    return RunResult(run_dir=run_dir, scores=scores, timings=timings, leaderboard=board)
+    return sweep([submission_file], annotation_path, config, output_dir=output_dir, phase=phase,
+                 method_names=[method_name or submission_file.stem], exclude_file=exclude_file)

@@ -38,24 +38,26 @@ def shuffle_split(n: int, k: int, seed: int = 42, test_size: float = TEST_SIZE) 
 
 @dataclasses.dataclass(frozen=True)
 class ProbePlan:
-    """Host arrays for P = tasks x folds probes, padded to common shapes.
+    """Host arrays for every probe, shared by all methods of the same coverage.
 
-    Samples are the rows of all tasks laid end to end (a task's samples are
-    contiguous, in label-file order); a sample points at its embedding row.
+    Probes are grouped into entries: one entry per (task, label fraction),
+    holding `group = learning rates x folds` probes (probe index inside an
+    entry: lr_index * k_folds + fold). All probes of an entry share its
+    training-set size and run in one vmapped loop. Samples are the rows of all
+    tasks laid end to end (a task's samples are contiguous, in label-file
+    order); `Embeddings.sample_row` maps each sample to a method's x row.
 
-    x: (n_rows, dim) float32       embeddings
-    y: (n_samples,) float32        label of each sample
-    sample_row: (n_samples,) int32 x row of each sample
-    order: (probes, epochs, steps * batch) int32  sample visited at each slot
-    n_train, n_test: (probes,) int32   true lengths of order[p, e] and test[p]
-    test: (probes, chunks * batch) int32  held-out samples, padded
+    y: (n_samples,) float32                    label of each sample
+    order: (probes, epochs, slots) int32       sample visited at each slot
+    n_train, n_test: (probes,) int32           true lengths of order[p, e] and test[p]
+    test: (probes, test_slots) int32           held-out samples, padded
     is_cls: (probes,) bool; lr: (probes,) float32
-    w0: (probes, dim) float32; b0: (probes,) float32   torch nn.Linear-style init
+    w0: (probes, dim) float32; b0: (probes,)   uniform(-1, 1) draws; the engine scales
+                                               them by 1/sqrt(method's dim), torch nn.Linear's init
+    entries: (task name, label fraction) of each entry, in probe order
     """
 
-    x: np.ndarray
     y: np.ndarray
-    sample_row: np.ndarray
     order: np.ndarray
     n_train: np.ndarray
     test: np.ndarray
@@ -64,7 +66,8 @@ class ProbePlan:
     lr: np.ndarray
     w0: np.ndarray
     b0: np.ndarray
-    n_tasks: int
+    entries: tuple[tuple[str, float], ...]
+    learning_rates: tuple[float, ...]
     k_folds: int
     batch_size: int
 
@@ -72,56 +75,114 @@ class ProbePlan:
     def epochs(self) -> int:
         return self.order.shape[1]
 
+    @property
+    def group(self) -> int:
+        """Probes per entry: learning rates x folds."""
+        return len(self.learning_rates) * self.k_folds
+
+
+@dataclasses.dataclass(frozen=True)
+class Embeddings:
+    """The methods evaluated in one pass, stacked.
+
+    x: (methods, n_rows, dim) float32; sample_row: (methods, n_samples) int32;
+    dims: (methods,) int32, each method's own dimension (columns beyond it are 0).
+    """
+
+    x: np.ndarray
+    sample_row: np.ndarray
+    dims: np.ndarray
+
+    def take(self, methods) -> Embeddings:
+        """The methods at the given indices (a chunk of a sweep)."""
+        return Embeddings(self.x[methods], self.sample_row[methods], self.dims[methods])
+
+
+def coverage(bench: Benchmark) -> tuple:
+    """What a plan depends on besides the config: task names and their ids, in order."""
+    return tuple((t.name, tuple(t.ids)) for t in bench.tasks)
+
+
+def stack_embeddings(benches: list[Benchmark], dims: list[int] | None = None) -> Embeddings:
+    """Stack the embeddings of benchmarks of identical coverage, zero-padded to the widest."""
+    if any(coverage(b) != coverage(benches[0]) for b in benches[1:]):
+        raise ValueError("stack_embeddings needs benchmarks with the same tasks and ids")
+    width = max(b.x.shape[1] for b in benches)
+    rows = max(b.x.shape[0] for b in benches)
+    x = np.zeros((len(benches), rows, width), np.float32)
+    for m, b in enumerate(benches):
+        x[m, :b.x.shape[0], :b.x.shape[1]] = b.x
+    sample_row = np.stack([np.concatenate(b.rows) for b in benches]).astype(np.int32)
+    dims = np.asarray(dims if dims is not None else [b.x.shape[1] for b in benches], np.int32)
+    return Embeddings(x=x, sample_row=sample_row, dims=dims)
+
 
 def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
-              learning_rate: float, seed: int = 42) -> ProbePlan:
-    """Build the padded probe plan for every task and fold of a benchmark.
+              learning_rates=(0.001,), label_fractions=(1.0,), seed: int = 42,
+              dim: int | None = None) -> ProbePlan:
+    """Build the padded probe plan for every task, label fraction, learning rate and fold.
 
     Folds follow ShuffleSplit(random_state=seed) per task, exactly as the
-    reference. Initial weights and each epoch's visiting order come from a
-    generator seeded by (seed, task name), so a task's probes do not depend on
-    which other tasks are evaluated, and they are the same for every method.
+    reference. A label fraction f keeps the first round(f * n_train) rows of
+    each fold's training set (the split's order is already random, so this is
+    a random subset, nested across fractions and the same for every method).
+    Initial weights and each epoch's visiting order come from generators
+    seeded by (seed, task name): a task's probes do not depend on which other
+    tasks are evaluated, and they are the same for every method and learning
+    rate (so scores are paired). Weights are drawn dimension-major, so a probe
+    of a d-dimensional embedding starts from the first d draws of a wider one.
     """
-    dim = bench.x.shape[1]
-    bound = 1.0 / math.sqrt(dim)
+    dim = dim or bench.x.shape[1]
     sizes = [len(r) for r in bench.rows]
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    n_test = [math.ceil(TEST_SIZE * n) for n in sizes]
-    slots = batch_size * max(math.ceil((n - t) / batch_size) for n, t in zip(sizes, n_test))
-    test_slots = batch_size * max(math.ceil(t / batch_size) for t in n_test)
-
-    n_probes = len(sizes) * k_folds
-    order = np.zeros((n_probes, epochs, slots), np.int32)  # padding slots are masked by n_train
-    test = np.zeros((n_probes, test_slots), np.int32)
-    w0, b0 = [], []
-    for t, (task, n, offset) in enumerate(zip(bench.tasks, sizes, offsets)):
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    folds = []
+    for task, n in zip(bench.tasks, sizes):
         try:
-            train_pos, test_pos = shuffle_split(n, k_folds, seed)
+            folds.append(shuffle_split(n, k_folds, seed))
         except InputError as e:
             raise InputError(f"task '{task.name}': {e}") from None
-        rng = np.random.default_rng([seed, zlib.crc32(task.name.encode())])
-        w0.append(rng.uniform(-bound, bound, (k_folds, dim)))
-        b0.append(rng.uniform(-bound, bound, k_folds))
-        # A fresh shuffle of the fold's training rows for every epoch.
-        n_train = train_pos.shape[1]
-        perm = rng.permuted(np.broadcast_to(np.arange(n_train, dtype=np.int32), (k_folds, epochs, n_train)), axis=-1)
-        probes = slice(t * k_folds, (t + 1) * k_folds)
-        order[probes, :, :n_train] = np.take_along_axis(train_pos[:, None, :], perm, axis=-1) + offset
-        test[probes, :test_pos.shape[1]] = test_pos + offset
+    for f in label_fractions:
+        if not 0 < f <= 1:
+            raise InputError(f"label fraction {f} must be in (0, 1]")
+    entries = [(t, f) for t in range(len(sizes)) for f in label_fractions]
+    n_train = [max(1, round(f * folds[t][0].shape[1])) for t, f in entries]
+    n_test = [folds[t][1].shape[1] for t, _ in entries]
+    slots = batch_size * max(math.ceil(n / batch_size) for n in n_train)
+    test_slots = batch_size * max(math.ceil(n / batch_size) for n in n_test)
+    n_lr, group = len(learning_rates), len(learning_rates) * k_folds
 
-    tasks, k = len(bench.tasks), k_folds
-    per_probe = lambda per_task: np.repeat(np.asarray(per_task), k)  # noqa: E731 (tasks -> probes)
+    n_probes = len(entries) * group
+    order = np.zeros((n_probes, epochs, slots), np.int32)  # padding slots are never visited
+    test = np.zeros((n_probes, test_slots), np.int32)
+    w0 = np.zeros((n_probes, dim), np.float32)
+    b0 = np.zeros(n_probes, np.float32)
+    for e, ((t, f), m) in enumerate(zip(entries, n_train)):
+        task = bench.tasks[t]
+        key = zlib.crc32(task.name.encode())
+        init = np.random.default_rng([seed, key, 0])
+        b_unit = init.uniform(-1, 1, k_folds)
+        w_unit = init.uniform(-1, 1, (dim, k_folds)).T
+        # A fresh shuffle of the fold's training rows for every epoch; full-data
+        # entries keep the stream of a plan without label fractions.
+        shuffle = np.random.default_rng([seed, key, 1] + ([] if f == 1 else [round(f * 1e6)]))
+        train_pos, test_pos = folds[t]
+        perm = shuffle.permuted(np.broadcast_to(np.arange(m, dtype=np.int32), (k_folds, epochs, m)), axis=-1)
+        visits = np.take_along_axis(train_pos[:, None, :m], perm, axis=-1) + offsets[t]
+        for l in range(n_lr):
+            probes = slice(e * group + l * k_folds, e * group + (l + 1) * k_folds)
+            order[probes, :, :m] = visits
+            test[probes, :test_pos.shape[1]] = test_pos + offsets[t]
+            w0[probes], b0[probes] = w_unit, b_unit
+
+    per_probe = lambda v: np.repeat(np.asarray(v), group)  # noqa: E731 (entries -> probes)
     return ProbePlan(
-        x=np.ascontiguousarray(bench.x, np.float32),
         y=np.concatenate([t.labels for t in bench.tasks]).astype(np.float32),
-        sample_row=np.concatenate(bench.rows).astype(np.int32),
-        order=order,
-        n_train=per_probe([n - t for n, t in zip(sizes, n_test)]).astype(np.int32),
-        test=test,
-        n_test=per_probe(n_test).astype(np.int32),
-        is_cls=per_probe([t.is_classification for t in bench.tasks]),
-        lr=np.full(tasks * k, learning_rate, np.float32),
-        w0=np.concatenate(w0).astype(np.float32),
-        b0=np.concatenate(b0).astype(np.float32),
-        n_tasks=tasks, k_folds=k, batch_size=batch_size,
+        order=order, n_train=per_probe(n_train).astype(np.int32),
+        test=test, n_test=per_probe(n_test).astype(np.int32),
+        is_cls=per_probe([bench.tasks[t].is_classification for t, _ in entries]),
+        lr=np.tile(np.repeat(np.asarray(learning_rates, np.float32), k_folds), len(entries)),
+        w0=w0, b0=b0,
+        entries=tuple((bench.tasks[t].name, f) for t, f in entries),
+        learning_rates=tuple(float(v) for v in learning_rates),
+        k_folds=k_folds, batch_size=batch_size,
     )

@@ -43,6 +43,16 @@ def timestamp() -> str:
     return datetime.now().strftime("%Y%m%d_%H%M%S")
 
 
+def check_writable(output_dir: str | Path, phase: str) -> None:
+    """Fail early, before any training, if results could not be written; creates nothing."""
+    folder = Path(output_dir) / check_name("phase", phase)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{folder}: cannot write results under {existing}; choose another --output_dir")
+
+
 def phase_dir(output_dir: str | Path, phase: str) -> Path:
     """Create `<output_dir>/<phase>` and prove it writable, so a bad output_dir fails before training."""
     folder = Path(output_dir) / check_name("phase", phase)

@@ -60,10 +60,10 @@ def test_one_compilation_for_all_eleven_tasks_and_same_scores_when_filtered(benc
     from neuco_jax.pipeline import evaluate
     sub = bench.submissions["method_b"]
     before = engine.TRACE_COUNT
-    full = evaluate(sub, bench.labels_dir, Config(k_folds=3, epochs=2, batch_size=16), output_dir=tmp_path)
+    full, = evaluate(sub, bench.labels_dir, Config(k_folds=3, epochs=2, batch_size=16), output_dir=tmp_path)
     assert len(full.scores) == 11 and engine.TRACE_COUNT == before + 1
     # Standardisation is global, so a task's scores do not depend on the other tasks evaluated.
-    one = evaluate(sub, bench.labels_dir, Config(k_folds=3, epochs=2, batch_size=16, task_filter=("crops",)),
+    one, = evaluate(sub, bench.labels_dir, Config(k_folds=3, epochs=2, batch_size=16, task_filter=("crops",)),
                    output_dir=tmp_path)
     crops = next(s for s in full.scores if s.name == "crops")
     np.testing.assert_allclose(one.scores[0].fold_scores, crops.fold_scores, atol=1e-6)

@@ -6,14 +6,15 @@ from sklearn.metrics import f1_score, r2_score
 
 from neuco_jax import engine
 from neuco_jax.data import prepare
-from neuco_jax.plan import make_plan
+from neuco_jax.plan import make_plan, stack_embeddings
 
 
-def reference_fold(plan, p):
-    """One probe trained one row at a time the way torch's nn.Linear + AdamW would, in float64."""
+def reference_fold(plan, emb, p, m=0):
+    """Probe p of method m trained the way torch's nn.Linear + AdamW would, in float64."""
     lr, b1, b2, eps, wd = float(plan.lr[p]), 0.9, 0.999, 1e-8, 0.01
-    x, y, rows = plan.x.astype(np.float64), plan.y.astype(np.float64), plan.sample_row
-    w, b = plan.w0[p].astype(np.float64), float(plan.b0[p])
+    x, y, rows = emb.x[m].astype(np.float64), plan.y.astype(np.float64), emb.sample_row[m]
+    bound = 1 / np.sqrt(emb.dims[m])  # torch nn.Linear: uniform(-1/sqrt(in), 1/sqrt(in))
+    w, b = plan.w0[p].astype(np.float64) * bound, float(plan.b0[p]) * bound
     m = [np.zeros_like(w), 0.0]
     v = [np.zeros_like(w), 0.0]
     t = 0
@@ -53,20 +54,24 @@ def test_engine_matches_plain_per_fold_loop(toy_tasks, lr):
     tasks, ids, x = toy_tasks
     bench = prepare(tasks, ids, x)
     assert {t.task_type for t in bench.tasks} == {"regression", "classification"}
-    plan = make_plan(bench, k_folds=4, epochs=4, batch_size=16, learning_rate=lr)
-    got = engine.run_plan(plan)
-    expected = np.stack([reference_fold(plan, p) for p in range(len(plan.n_train))])
-    np.testing.assert_allclose(got.epoch_scores, expected, atol=1e-5, rtol=0)
-    np.testing.assert_allclose(got.best, expected.max(axis=1), atol=1e-5, rtol=0)
+    plan = make_plan(bench, k_folds=4, epochs=4, batch_size=16, learning_rates=(lr,))
+    emb = stack_embeddings([bench])
+    got = engine.run_plan(plan, emb)
+    expected = np.stack([reference_fold(plan, emb, p) for p in range(len(plan.n_train))])
+    np.testing.assert_allclose(got.epoch_scores[0], expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got.best[0], expected.max(axis=1), atol=1e-5, rtol=0)
 
 
 def test_one_compilation_per_run_whatever_the_number_of_tasks(toy_tasks):
     tasks, ids, x = toy_tasks
+    bench = prepare(tasks, ids, x)
     before = engine.TRACE_COUNT
-    engine.run_plan(make_plan(prepare(tasks, ids, x), k_folds=3, epochs=2, batch_size=8, learning_rate=1e-3))
+    engine.run_plan(make_plan(bench, k_folds=3, epochs=2, batch_size=8, learning_rates=(1e-3,)),
+                    stack_embeddings([bench]))
     assert engine.TRACE_COUNT == before + 1
     # Same shapes again (another learning rate): the compiled program is reused.
-    engine.run_plan(make_plan(prepare(tasks, ids, x), k_folds=3, epochs=2, batch_size=8, learning_rate=1e-2))
+    engine.run_plan(make_plan(bench, k_folds=3, epochs=2, batch_size=8, learning_rates=(1e-2,)),
+                    stack_embeddings([bench]))
     assert engine.TRACE_COUNT == before + 1
 
 
@@ -74,9 +79,8 @@ def test_padding_steps_leave_a_small_task_unchanged(toy_tasks):
     """The small task scores the same alone as next to a task with many more minibatches."""
     tasks, ids, x = toy_tasks
     cls_task = [t for t in tasks if t.task_type == "classification"]
-    kw = dict(k_folds=3, epochs=3, batch_size=8, learning_rate=1e-2)
-    both = engine.run_plan(make_plan(prepare(tasks, ids, x), **kw))
-    alone = engine.run_plan(make_plan(prepare(cls_task, ids, x, standardize=False), **kw))
-    both_raw = engine.run_plan(make_plan(prepare(tasks, ids, x, standardize=False), **kw))
-    np.testing.assert_allclose(both_raw.epoch_scores[:3], alone.epoch_scores, atol=1e-6)
-    assert both.epoch_scores.shape == (6, 3)
+    kw = dict(k_folds=3, epochs=3, batch_size=8, learning_rates=(1e-2,))
+    both, alone = (prepare(t, ids, x) for t in (tasks, cls_task))
+    scores_both = engine.run_plan(make_plan(both, **kw), stack_embeddings([both]))
+    scores_alone = engine.run_plan(make_plan(alone, **kw), stack_embeddings([alone]))
+    np.testing.assert_allclose(scores_both.epoch_scores[0, :3], scores_alone.epoch_scores[0], atol=1e-6)

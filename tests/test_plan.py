@@ -25,7 +25,7 @@ def test_shuffle_split_rejects_a_single_row():
 def test_plan_pads_and_keeps_each_epoch_a_permutation_of_the_fold(toy_tasks):
     tasks, ids, x = toy_tasks
     bench = prepare(tasks, ids, x)
-    plan = make_plan(bench, k_folds=3, epochs=2, batch_size=16, learning_rate=1e-3)
+    plan = make_plan(bench, k_folds=3, epochs=2, batch_size=16)
     sizes = [len(t.ids) for t in bench.tasks]
     offsets = np.cumsum([0] + sizes)
     for t, n in enumerate(sizes):
@@ -39,15 +39,49 @@ def test_plan_pads_and_keeps_each_epoch_a_permutation_of_the_fold(toy_tasks):
                 np.testing.assert_array_equal(np.sort(visited), np.sort(train[k] + offsets[t]))
             assert not np.array_equal(plan.order[p, 0], plan.order[p, 1])
     assert plan.order.shape[-1] % 16 == 0 and plan.test.shape[-1] % 16 == 0
-    bound = 1 / np.sqrt(x.shape[1])
-    assert np.abs(plan.w0).max() <= bound and np.abs(plan.b0).max() <= bound
+    assert np.abs(plan.w0).max() <= 1 and np.abs(plan.b0).max() <= 1  # unit draws, scaled by the engine
 
 
 def test_a_tasks_plan_does_not_depend_on_the_other_tasks(toy_tasks):
     tasks, ids, x = toy_tasks
-    both = make_plan(prepare(tasks, ids, x), k_folds=2, epochs=2, batch_size=8, learning_rate=1e-3)
-    alone = make_plan(prepare(tasks[1:], ids, x), k_folds=2, epochs=2, batch_size=8, learning_rate=1e-3)
+    both = make_plan(prepare(tasks, ids, x), k_folds=2, epochs=2, batch_size=8)
+    alone = make_plan(prepare(tasks[1:], ids, x), k_folds=2, epochs=2, batch_size=8)
     np.testing.assert_array_equal(both.w0[2:], alone.w0)
     offset = len(prepare(tasks, ids, x).tasks[0].ids)
     n = alone.n_train[0]
     np.testing.assert_array_equal(both.order[2:, :, :n] - offset, alone.order[:, :, :n])
+
+
+def test_variants_share_folds_init_and_order(toy_tasks):
+    """Learning rates are paired (same init and order); label fractions are nested subsets."""
+    tasks, ids, x = toy_tasks
+    bench = prepare(tasks, ids, x)
+    k = 3
+    plan = make_plan(bench, k_folds=k, epochs=2, batch_size=8, learning_rates=(1e-3, 1e-2),
+                     label_fractions=(1.0, 0.25))
+    assert plan.entries == (("random_cls", 1.0), ("random_cls", 0.25),
+                            ("biomass_mean", 1.0), ("biomass_mean", 0.25))
+    assert plan.group == 2 * k and len(plan.n_train) == 4 * 2 * k
+    full, quarter = slice(0, k), slice(2 * k, 3 * k)  # entries 0 and 1, first learning rate
+    np.testing.assert_array_equal(plan.lr[:2 * k], np.float32([1e-3] * k + [1e-2] * k))
+    np.testing.assert_array_equal(plan.order[full], plan.order[k:2 * k])  # lr variants: same order
+    np.testing.assert_array_equal(plan.w0[full], plan.w0[quarter])
+    n_full, n_quarter = plan.n_train[0], plan.n_train[2 * k]
+    assert n_quarter == round(0.25 * n_full)
+    np.testing.assert_array_equal(plan.test[full], plan.test[quarter])  # same held-out rows
+    for f in range(k):
+        subset = set(plan.order[2 * k + f, 0, :n_quarter])
+        assert subset == set(plan.order[2 * k + f, 1, :n_quarter])  # the same rows each epoch
+        assert subset < set(plan.order[f, 0, :n_full])  # a subset of the fold's training rows
+    # A plan without variants is the full-data, first-rate part of this one.
+    plain = make_plan(bench, k_folds=k, epochs=2, batch_size=8)
+    np.testing.assert_array_equal(plain.order[:k, :, :n_full], plan.order[full, :, :n_full])
+
+
+def test_weights_of_a_narrower_embedding_are_a_prefix(toy_tasks):
+    tasks, ids, x = toy_tasks
+    wide = make_plan(prepare(tasks, ids, x), k_folds=2, epochs=1, batch_size=8)
+    narrow = make_plan(prepare(tasks, ids, x[:, :5]), k_folds=2, epochs=1, batch_size=8)
+    np.testing.assert_array_equal(wide.w0[:, :5], narrow.w0)
+    np.testing.assert_array_equal(wide.b0, narrow.b0)
+    np.testing.assert_array_equal(wide.order, narrow.order)
