@@ -1,4 +1,4 @@
-"""`neuco-jax` command line: evaluate, leaderboard, demo.
+"""`neuco-jax` command line: evaluate, sweep, leaderboard, demo.
 
 `evaluate` takes the reference's flags unchanged (`python main.py ...` becomes
 `neuco-jax evaluate ...`). Bad input ends with one line on stderr and exit code 2.
@@ -34,6 +34,25 @@ def _evaluate_parser(sub) -> None:
     p.add_argument("--exclude_file", type=Path, default=None, help="text file of ids to drop, one per line")
 
 
+def _sweep_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="evaluate many submissions (and ablation variants) in one compiled pass",
+                       description="Evaluate several submissions against one labels folder in one compiled "
+                                   "program; each method (and each variant of the config's `ablations`) gets "
+                                   "its own run folder, then the phase's leaderboard is rebuilt.")
+    p.add_argument("--annotation_path", type=Path, required=True,
+                   help="folder of <task>__<type>.csv label files (columns id,label)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--submissions", type=Path, nargs="+", help="embedding CSV files")
+    src.add_argument("--submissions_dir", type=Path, help="a folder: every *.csv in it is a submission")
+    p.add_argument("--method_names", nargs="+", default=None, help="one name per submission (default: file stems)")
+    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root (default: results/)")
+    p.add_argument("--config", type=Path, default=Path("config.yaml"), help="YAML config (default: config.yaml)")
+    p.add_argument("--phase", default="results", help="phase folder grouping runs (default: results)")
+    p.add_argument("--exclude_file", type=Path, default=None, help="text file of ids to drop, one per line")
+    p.add_argument("--chunk_size", type=int, default=None,
+                   help="methods per compiled pass (default: as many as fit in about 1 GiB)")
+
+
 def _leaderboard_parser(sub) -> None:
     p = sub.add_parser("leaderboard", help="rank every complete run of a phase",
                        description="Rebuild <output_dir>/leaderboards/<phase>/leaderboard_<timestamp>.csv "
@@ -60,8 +79,12 @@ def _demo_parser(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuco-jax", description=__doc__.splitlines()[0])
+    parser.add_argument("--cache_dir", default=None,
+                        help="persistent compilation cache: a folder, or 'off' (default: $NEUCO_JAX_CACHE_DIR, "
+                             "else ~/.cache/neuco_jax/xla); repeat runs of the same shapes skip compiling")
     sub = parser.add_subparsers(dest="command", required=True)
     _evaluate_parser(sub)
+    _sweep_parser(sub)
     _leaderboard_parser(sub)
     _demo_parser(sub)
     return parser
@@ -86,6 +109,26 @@ def cmd_evaluate(args) -> int:
     config = load_config(args.config)
     runs = evaluate(args.submission_file, args.annotation_path, config, output_dir=args.output_dir,
                     method_name=args.method_name, phase=args.phase, exclude_file=args.exclude_file)
+    _print_runs(runs)
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from neuco_jax.config import load_config
+    from neuco_jax.errors import InputError
+    from neuco_jax.pipeline import sweep
+
+    config = load_config(args.config)
+    files = args.submissions
+    if args.submissions_dir is not None:
+        files = sorted(args.submissions_dir.glob("*.csv"))
+        if not files:
+            raise InputError(f"{args.submissions_dir}: no *.csv submissions found; check --submissions_dir")
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise InputError(f"--chunk_size {args.chunk_size}: expected a positive integer")
+    runs = sweep(files, args.annotation_path, config, output_dir=args.output_dir, phase=args.phase,
+                 method_names=args.method_names, exclude_file=args.exclude_file, chunk_size=args.chunk_size,
+                 write_leaderboard=True)
     _print_runs(runs)
     return 0
 
@@ -139,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     warnings.formatwarning = _one_line_warnings
-    commands = {"evaluate": cmd_evaluate, "leaderboard": cmd_leaderboard, "demo": cmd_demo}
+    commands = {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard, "demo": cmd_demo}
     try:
+        from neuco_jax.runtime import enable_compilation_cache
+        enable_compilation_cache(args.cache_dir)
         return commands[args.command](args)
     except NeucoError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -6,7 +6,6 @@ axis in the compiled program; `evaluate` is a sweep of one submission.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import logging
@@ -14,14 +13,14 @@ import time
 import warnings
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from neuco_jax import engine, leaderboard, results
 from neuco_jax.config import Ablations, Config
 from neuco_jax.data import Benchmark, load_labels, load_submission, prepare, submission_width
-from neuco_jax.errors import ConfigError, InputError
+from neuco_jax.errors import InputError
 from neuco_jax.plan import Embeddings, coverage, make_plan, stack_embeddings
+from neuco_jax.runtime import device_scope
 from neuco_jax.scores import TaskScore, task_score
 
 log = logging.getLogger(__name__)
@@ -59,18 +58,6 @@ class _Variant:
     config: Config
 
 
-def device_scope(name: str):
-    """A context placing computation on the device the config asks for ('auto' keeps JAX's default)."""
-    if name == "auto":
-        return contextlib.nullcontext()
-    platform = "gpu" if name == "cuda" else name
-    try:
-        return jax.default_device(jax.devices(platform)[0])
-    except RuntimeError:
-        raise ConfigError(f"config key 'probe_params.device': {name!r} requested but JAX sees no {platform} "
-                          f"device (available: {sorted({d.platform for d in jax.devices()})}); use 'auto'") from None
-
-
 def _grid(config: Config):
     a = config.ablations
     return (a.learning_rates or (config.learning_rate,), a.embedding_dims or (None,),
@@ -94,7 +81,8 @@ def _chunks(n: int, chunk_size: int):
 
 
 def sweep(submission_files, annotation_path, config: Config, *, output_dir="results", phase: str = "results",
-          method_names=None, exclude_file=None, chunk_size: int | None = None) -> list[RunResult]:
+          method_names=None, exclude_file=None, chunk_size: int | None = None,
+          write_leaderboard: bool | None = None) -> list[RunResult]:
     """Evaluate several submissions, and every ablation variant of each, in one compiled program.
 
     Each reported run gets its own run folder, exactly as `evaluate` writes it,
@@ -109,6 +97,8 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
       exclude_file: optional list of ids to drop from every submission.
       chunk_size: methods per compiled pass; more are processed in chunks of
         this size with the same executable. Default: as many as fit in ~1 GiB.
+      write_leaderboard: rebuild the phase's leaderboard at the end; default:
+        the config's `update_leaderboard`.
 
     Returns:
       One RunResult per (method, ablation variant), methods in the given order.
@@ -188,7 +178,7 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
             timings["write"] += time.perf_counter() - t0
 
     board = None
-    if config.update_leaderboard:
+    if config.update_leaderboard if write_leaderboard is None else write_leaderboard:
         t0 = time.perf_counter()
         board = leaderboard.write_leaderboard(output_dir, phase)
         timings["write"] += time.perf_counter() - t0

@@ -166,8 +166,9 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
         # entries keep the stream of a plan without label fractions.
         shuffle = np.random.default_rng([seed, key, 1] + ([] if f == 1 else [round(f * 1e6)]))
         train_pos, test_pos = folds[t]
-        perm = shuffle.permuted(np.broadcast_to(np.arange(m, dtype=np.int32), (k_folds, epochs, m)), axis=-1)
-        visits = np.take_along_axis(train_pos[:, None, :m], perm, axis=-1) + offsets[t]
+        # Epoch-major draws: a plan of fewer epochs is a prefix of this one.
+        perm = shuffle.permuted(np.broadcast_to(np.arange(m, dtype=np.int32), (epochs, k_folds, m)), axis=-1)
+        visits = np.take_along_axis(train_pos[:, None, :m], perm.transpose(1, 0, 2), axis=-1) + offsets[t]
         for l in range(n_lr):
             probes = slice(e * group + l * k_folds, e * group + (l + 1) * k_folds)
             order[probes, :, :m] = visits

@@ -19,7 +19,7 @@ Generates the synthetic benchmark once (`neuco_jax.synthetic.make_benchmark`:
    `scripts/torch_reference.py` as a process, extrapolates from its first
    `--torch_tasks` tasks when given, prints the torch / neuco_jax ratio and
    checks that the per-task mean scores agree statistically;
-5. times an 8-method `neuco_jax.sweep.sweep` if that function exists.
+5. times an 8-method `sweep` (from `neuco_jax.sweep`, else `neuco_jax.pipeline`) if it exists.
 
 Ends with markdown tables for docs/benchmarks.md.
 
@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -190,7 +191,7 @@ def last_json(stdout: str) -> dict:
 
 def child_machine(args) -> None:
     """In a fresh process: the data (generated if missing), the machine's figures and the work; prints JSON."""
-    sweep = sweep_available()
+    sweep = find_sweep() is not None
     ensure_data(args.data, SWEEP_METHODS if sweep else 1)
     cores = os.cpu_count()
     with warnings.catch_warnings():
@@ -218,31 +219,43 @@ def child_evaluate(args) -> None:
             t0 = time.perf_counter()
             result = evaluate(args.data / "submissions" / f"{args.method}.csv", args.data / "labels",
                               Config(k_folds=40), output_dir=out, phase="bench")
-            runs.append({**result.timings, "total": time.perf_counter() - t0})
+            runs.append({**run_results(result)[0].timings, "total": time.perf_counter() - t0})
+    result = run_results(result)[0]
     scores = {s.name: {"mean_score": s.mean_score, "std_dev": s.std_dev, "q_stat": s.q_stat} for s in result.scores}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
     print(json.dumps({"runs": runs, "scores": scores, "rss_gb": rss}))
 
 
+def run_results(result) -> list:
+    """`evaluate` returns one RunResult, or (since sweeps) a list of them."""
+    return result if isinstance(result, list) else [result]
+
+
+def find_sweep():
+    """`sweep(submission_files, annotation_path, config, output_dir=, phase=)` where it exists, else None."""
+    for module in ("neuco_jax.sweep", "neuco_jax.pipeline"):
+        try:
+            fn = getattr(importlib.import_module(module), "sweep", None)
+        except ImportError:
+            continue
+        if callable(fn):
+            return fn
+    return None
+
+
 def child_sweep(args) -> None:
     """In a fresh process: one `sweep` over SWEEP_METHODS submissions; prints JSON (wall, timings, RSS)."""
     from neuco_jax.config import Config
-    from neuco_jax.sweep import sweep
 
+    sweep = find_sweep()
     files = sorted((args.data / "submissions").glob("*.csv"))[:SWEEP_METHODS]
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         results = sweep(files, args.data / "labels", Config(k_folds=40), output_dir=out, phase="bench")
         wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
-    print(json.dumps({"wall": wall, "methods": len(files), "timings": [r.timings for r in results], "rss_gb": rss}))
-
-
-def sweep_available() -> bool:
-    try:
-        return callable(getattr(importlib.import_module("neuco_jax.sweep"), "sweep", None))
-    except ImportError:
-        return False
+    print(json.dumps({"wall": wall, "methods": len(files), "where": sweep.__module__,
+                      "timings": [r.timings for r in results], "rss_gb": rss}))
 
 
 def time_torch(args, work: dict) -> dict:
@@ -263,16 +276,17 @@ def time_torch(args, work: dict) -> dict:
     scale = sum(work["n_train"].values()) / sum(work["n_train"][t] for t in timed)
     return {"tasks": timed, "wall": proc["wall"], "train": train, "rss_gb": proc["rss_gb"],
             "full_wall": proc["wall"] - train + train * scale, "extrapolated": len(timed) < len(tasks),
-            "results": report["results"], "threads": report["threads"], "torch": report["torch"]}
+            "task_seconds": report["timings"]["tasks"], "results": report["results"],
+            "threads": report["threads"], "torch": report["torch"]}
 
 
 def agreement(jax_scores: dict, torch_scores: dict, k_folds: int) -> list[tuple]:
-    """Per task: (task, jax mean, torch mean, difference, z, agree?) with the unpaired standard error.
+    """Per task: (task, jax mean, torch mean, difference, z, |z| < 3) for the two runs' mean scores.
 
-    The two runs use the same folds but different initial weights and batch
-    orders, so their fold means differ by noise of about this size (the pairing
-    makes the true standard error smaller; |z| < 3 is therefore lenient only
-    towards the check's false alarms, not towards real bias of a few 0.01).
+    The runs share folds but not initial weights or batch orders, so their means
+    differ by noise. z uses the unpaired standard error of the difference of two
+    k-fold means; the shared folds make the true error smaller, so the check is
+    lenient (it flags biases of several standard errors, not of a fraction of one).
     """
     rows = []
     for task, t in torch_scores.items():
@@ -300,76 +314,75 @@ def main() -> int:
     parser.add_argument("--torch", action="store_true", help="also time scripts/torch_reference.py (needs torch)")
     parser.add_argument("--torch_tasks", type=int, default=None,
                         help="time torch on the first N tasks only and extrapolate to all (default: all)")
-    parser.add_argument("--_child", choices=("evaluate", "sweep"), help=argparse.SUPPRESS)
+    parser.add_argument("--torch_repeats", type=int, default=1, help="torch process repeats (default: 1)")
+    parser.add_argument("--_child", choices=("machine", "evaluate", "sweep"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args._child == "evaluate":
-        return child_evaluate(args)
-    if args._child == "sweep":
-        return child_sweep(args)
+    if args._child:
+        return {"machine": child_machine, "evaluate": child_evaluate, "sweep": child_sweep}[args._child](args)
 
-    do_sweep = sweep_available()
-    ensure_data(args.data, SWEEP_METHODS if do_sweep else 1)
-    labels, submission = args.data / "labels", args.data / "submissions" / f"{args.method}.csv"
+    # Everything heavy runs in child processes: a child started by vfork/exec
+    # reports at least its parent's peak RSS, so this process must stay small.
+    floor = run_process([sys.executable, "-c", "pass"])["rss_gb"]
     date = datetime.date.today().isoformat()
-    machine = machine_info()
-    print(f"{date}: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gb']:.0f} GB RAM; "
+    prep = last_json(run_process(child_cmd("machine", args))["stdout"])
+    machine, fig, work = prep["machine"], prep["figures"], prep["work"]
+    cores, gemm = machine["cores"], fig["gemm"]
+    print(f"{date}: {machine['cpu']}, {cores} cores, {machine['ram_gb']:.0f} GB RAM; "
           f"JAX {machine['jax']} on {machine['device']}; python {platform.python_version()}")
-    load = os.getloadavg()
-    print(f"load average before measuring: {load[0]:.2f} (other processes add noise; min of repeats reported)")
+    print(f"load average {os.getloadavg()[0]:.2f}; other processes add noise, so the min of repeats is reported; "
+          f"peak RSS of an empty python child: {floor * 1e3:.0f} MB")
 
     print("\n== machine")
-    bw1 = copy_bandwidth(1, args.repeats)
-    bwn = copy_bandwidth(machine["cores"], args.repeats)
-    work = count_work(labels, submission, k_folds=40, epochs=10)
-    gather = gather_bandwidth(max(work["n"].values()), work["dim"], args.repeats)
-    gemm = gemm_rates(args.repeats)
-    print(f"copy bandwidth (1 GiB, read+write): {bw1:.1f} GB/s on 1 thread, {bwn:.1f} GB/s on {machine['cores']}")
-    print(f"row gather from one task's matrix ({max(work['n'].values())} x {work['dim']}, "
-          f"{max(work['n'].values()) * work['dim'] * 4 / 1e6:.0f} MB, 1 thread): {gather:.1f} GB/s")
+    print(f"copy bandwidth (1 GiB, read+write): {fig['copy_1']:.1f} GB/s on 1 thread, {fig['copy_n']:.1f} on {cores}")
+    largest = max(work["n"].values())
+    print(f"row gather from the largest task's matrix ({largest} x {work['dim']} float32, "
+          f"{largest * work['dim'] * 4 / 1e6:.0f} MB): {fig['gather_1']:.1f} GB/s on 1 thread, "
+          f"{fig['gather_n']:.1f} on {cores}")
     print(f"float32 GEMM 2048^3: {gemm['jax']:.0f} GFLOP/s (JAX), {gemm['numpy']:.0f} GFLOP/s (numpy)")
 
     print("\n== work (40 folds, 10 epochs, batch 64)")
     print(f"{len(work['n'])} tasks, {sum(work['n'].values())} task rows "
-          f"({min(work['n'].values())}-{max(work['n'].values())} per task), D={work['dim']}")
+          f"({min(work['n'].values())}-{largest} per task), D={work['dim']}")
     print(f"training row visits {work['visits'] / 1e6:.2f} M = {work['bytes'] / 1e9:.1f} GB of rows, "
           f"{work['flops'] / 1e9:.1f} GFLOP; held-out scoring adds {work['test_visits'] / 1e6:.2f} M visits")
 
     print("\n== neuco_jax")
+    labels, submission = args.data / "labels", args.data / "submissions" / f"{args.method}.csv"
     child = run_process(child_cmd("evaluate", args))
     inproc = last_json(child["stdout"])
     stages = {k: [r[k] for r in inproc["runs"]] for k in inproc["runs"][0]}
     for k, v in stages.items():
         print(f"pipeline.evaluate {k:<8} {spread(v)}")
-    print(f"in-process child: {args.repeats} evaluations, peak RSS {child['rss_gb']:.2f} GB")
+    print(f"(one process, {args.repeats} evaluations, peak RSS {child['rss_gb']:.2f} GB)")
     cli = []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as out:
             cli.append(run_process([sys.executable, "-m", "neuco_jax", "evaluate", "--annotation_path", str(labels),
                                     "--submission_file", str(submission), "--output_dir", out,
                                     "--config", str(CONFIG)]))
-    cli_wall = min(r["wall"] for r in cli)
-    cli_rss = max(r["rss_gb"] for r in cli)
+    cli_wall, cli_rss = min(r["wall"] for r in cli), max(r["rss_gb"] for r in cli)
     print(f"`python -m neuco_jax evaluate` process wall {spread([r['wall'] for r in cli])}, peak RSS {cli_rss:.2f} GB")
-    for r in cli:
-        print("   ", re.search(r"\((load .*)\)", r["stdout"]).group(1))
+    for r in cli:  # the stage times the CLI prints, when it prints them
+        stage_line = re.search(r"load [\d.]+s.*write [\d.]+s", r["stdout"])
+        print("   ", stage_line.group(0) if stage_line else "(no stage times printed)")
     train = min(stages["train"])
     gbs, gflops = work["bytes"] / train / 1e9, work["flops"] / train / 1e9
-    print(f"train stage: {gbs:.1f} GB/s of rows = {gbs / bwn:.0%} of copy bandwidth ({machine['cores']} threads), "
-          f"{gbs / gather:.0%} of the 1-thread cache-resident gather; "
+    print(f"train stage: {gbs:.1f} GB/s of rows = {gbs / fig['copy_n']:.0%} of copy bandwidth, "
+          f"{gbs / fig['gather_n']:.0%} of the cache-resident gather ({cores} threads); "
           f"{gflops:.1f} GFLOP/s = {gflops / gemm['jax']:.1%} of JAX GEMM")
 
     sweep = None
     print("\n== sweep")
-    if do_sweep:
+    if prep["sweep"]:
         proc = run_process(child_cmd("sweep", args))
-        sweep = {**last_json(proc["stdout"]), "process_wall": proc["wall"], "process_rss_gb": proc["rss_gb"]}
-        print(f"sweep of {sweep['methods']} methods: {sweep['wall']:.2f} s in-process "
-              f"({sweep['wall'] / sweep['methods']:.2f} s per method; one evaluate process is {cli_wall:.2f} s), "
-              f"process wall {sweep['process_wall']:.2f} s, peak RSS {sweep['process_rss_gb']:.2f} GB")
-        for t in sweep["timings"]:
-            print("   ", ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+        sweep = {**last_json(proc["stdout"]), "process_wall": proc["wall"], "rss_gb": proc["rss_gb"]}
+        print(f"{sweep['where']}.sweep of {sweep['methods']} methods: {sweep['wall']:.2f} s in-process "
+              f"({sweep['wall'] / sweep['methods']:.2f} s per method; one evaluate process: {cli_wall:.2f} s), "
+              f"process wall {sweep['process_wall']:.2f} s, peak RSS {sweep['rss_gb']:.2f} GB")
+        for t in {json.dumps(t) for t in sweep["timings"]}:  # the runs of one pass share its timings
+            print("   ", ", ".join(f"{k} {v:.2f}s" for k, v in json.loads(t).items()))
     else:
-        print("skipped: neuco_jax.sweep.sweep does not exist yet")
+        print("skipped: neither neuco_jax.sweep nor neuco_jax.pipeline has a function `sweep` yet")
 
     tr = None
     print("\n== torch reference")
@@ -378,38 +391,40 @@ def main() -> int:
     elif importlib.util.find_spec("torch") is None:
         print("skipped: torch is not installed (pip install torch)")
     else:
-        tr = time_torch(args, work)
+        runs = [time_torch(args, work) for _ in range(args.torch_repeats)]
+        tr = min(runs, key=lambda r: r["wall"])
         what = f"first {len(tr['tasks'])} tasks" if tr["extrapolated"] else "all tasks"
-        print(f"torch {tr['torch']} ({tr['threads']} threads), {what}: process wall {tr['wall']:.1f} s "
-              f"(train {tr['train']:.1f} s), peak RSS {tr['rss_gb']:.2f} GB")
+        print(f"torch {tr['torch']} ({tr['threads']} threads), {what}: process wall "
+              f"{spread([r['wall'] for r in runs])} (train {tr['train']:.1f} s), peak RSS {tr['rss_gb']:.2f} GB")
+        print("    per task:", ", ".join(f"{t} {s:.1f}s" for t, s in tr["task_seconds"].items()))
         if tr["extrapolated"]:
             print(f"extrapolated to all tasks by training rows: {tr['full_wall']:.0f} s")
-        print(f"torch process / neuco_jax process: {tr['full_wall']:.0f} s / {cli_wall:.2f} s "
+        print(f"torch process / neuco_jax process: {tr['full_wall']:.1f} s / {cli_wall:.2f} s "
               f"= {tr['full_wall'] / cli_wall:.0f}x")
         print(f"{'task':<24} {'neuco_jax':>9} {'torch':>9} {'diff':>8} {'z':>6}")
         for task, j, t, diff, z, ok in agreement(inproc["scores"], tr["results"], 40):
             print(f"{task:<24} {j:>9.4f} {t:>9.4f} {diff:>+8.4f} {z:>+6.1f}  {'agree' if ok else 'DIFFER'}")
 
     print("\n== for docs/benchmarks.md")
-    mach = f"{machine['cpu']}, {machine['cores']} cores, {machine['ram_gb']:.0f} GB"
-    print("| date | machine | JAX, device | copy GB/s (1 thread / all) | cache gather GB/s (1 thread) "
-          "| f32 GEMM GFLOP/s (JAX / numpy) |")
+    print("| date | machine | JAX, device | copy GB/s (1 thread / all) | cache-resident row gather GB/s "
+          "(1 thread / all) | f32 GEMM GFLOP/s (JAX / numpy) |")
     print("| --- | --- | --- | --- | --- | --- |")
-    print(f"| {date} | {mach} | {machine['jax']}, {machine['device']} | {bw1:.1f} / {bwn:.1f} | {gather:.1f} "
-          f"| {gemm['jax']:.0f} / {gemm['numpy']:.0f} |")
+    print(f"| {date} | {machine['cpu']}, {cores} cores, {machine['ram_gb']:.0f} GB | {machine['jax']}, "
+          f"{machine['device']} | {fig['copy_1']:.1f} / {fig['copy_n']:.1f} | {fig['gather_1']:.1f} / "
+          f"{fig['gather_n']:.1f} | {gemm['jax']:.0f} / {gemm['numpy']:.0f} |")
     print()
     m = {k: min(v) for k, v in stages.items()}
-    torch_cells = "- | -" if tr is None else (f"{tr['full_wall']:.0f} s{' (extrapolated)' if tr['extrapolated'] else ''}"
-                                              f" | {tr['full_wall'] / cli_wall:.0f}x")
-    print("| date | process wall | load | compile | train | write | peak RSS | train GB/s (% copy) "
-          "| train GFLOP/s (% GEMM) | torch process wall | torch / neuco_jax |")
+    torch_cells = "- | -" if tr is None else (
+        f"{tr['full_wall']:.0f} s{' (extrapolated)' if tr['extrapolated'] else ''} | {tr['full_wall'] / cli_wall:.0f}x")
+    print("| date | process wall | load | compile | train | write | peak RSS | train GB/s (% of gather) "
+          "| train GFLOP/s (% of GEMM) | torch process wall | torch / neuco_jax |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(f"| {date} | {cli_wall:.2f} s | {m['load']:.2f} s | {m['compile']:.2f} s | {m['train']:.2f} s "
-          f"| {m['write']:.2f} s | {cli_rss:.2f} GB | {gbs:.1f} ({gbs / bwn:.0%}) | {gflops:.1f} "
+          f"| {m['write']:.2f} s | {cli_rss:.2f} GB | {gbs:.1f} ({gbs / fig['gather_n']:.0%}) | {gflops:.1f} "
           f"({gflops / gemm['jax']:.1%}) | {torch_cells} |")
     if sweep:
-        print(f"\n{SWEEP_METHODS}-method sweep: {sweep['wall']:.2f} s in-process, process wall "
-              f"{sweep['process_wall']:.2f} s, peak RSS {sweep['process_rss_gb']:.2f} GB")
+        print(f"\n{sweep['methods']}-method sweep: {sweep['wall']:.2f} s in-process, process wall "
+              f"{sweep['process_wall']:.2f} s, peak RSS {sweep['rss_gb']:.2f} GB")
     return 0
 
 

@@ -15,3 +15,10 @@ def toy_tasks():
     reg = Task("biomass_mean", "regression", ids[:150], x[:150] @ w + 0.5 * rng.normal(size=150))
     cls = Task("random_cls", "classification", ids[70:153], (x[70:153] @ w > 0.3).astype(float))
     return [cls, reg], ids, x
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_compilation_cache(tmp_path_factory):
+    """CLI calls enable JAX's persistent cache: keep the suite's out of the user's cache folder."""
+    import os
+    os.environ["NEUCO_JAX_CACHE_DIR"] = str(tmp_path_factory.mktemp("xla_cache"))

@@ -1,0 +1,55 @@
+"""The persistent compilation cache, shared by concurrent processes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from neuco_jax.synthetic import make_benchmark
+
+CONFIG = "k_folds: 3\nprobe_params: {batch_size: 16, epochs: 2, learning_rate: 0.01}\n"
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    return make_benchmark(tmp_path_factory.mktemp("bench"), n_ids=300, dim=12, n_methods=1)
+
+
+def evaluate_cmd(bench, cache, out, config):
+    return [sys.executable, "-m", "neuco_jax", "--cache_dir", str(cache), "evaluate",
+            "--annotation_path", str(bench.labels_dir), "--submission_file", str(bench.submissions["method_a"]),
+            "--output_dir", str(out), "--config", str(config)]
+
+
+def q_scores(out):
+    (summary,) = out.glob("results/*/results_summary.json")
+    return json.loads(summary.read_text())["task_q_scores"]
+
+
+def test_two_concurrent_runs_share_a_cache_and_a_third_reuses_it(bench, tmp_path):
+    cache = tmp_path / "cache"
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    env = {**os.environ, "JAX_DEBUG_LOG_MODULES": "jax._src.compiler"}  # logs cache hits and misses
+    procs = [subprocess.Popen(evaluate_cmd(bench, cache, tmp_path / f"out{i}", config), env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    entries = sorted(p.name for p in cache.iterdir() if p.name.endswith("-cache"))
+    assert len(entries) == 1  # one program, written once
+    third = subprocess.run(evaluate_cmd(bench, cache, tmp_path / "out2", config), env=env,
+                           capture_output=True, text=True, timeout=300, check=True)
+    assert "PERSISTENT COMPILATION CACHE HIT for 'jit__train_and_score'" in third.stderr
+    assert q_scores(tmp_path / "out0") == q_scores(tmp_path / "out1") == q_scores(tmp_path / "out2")
+    assert sorted(p.name for p in cache.iterdir() if p.name.endswith("-cache")) == entries
+
+
+def test_cache_can_be_turned_off(bench, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    cmd = evaluate_cmd(bench, "off", tmp_path / "out", config)
+    subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
+    assert not (tmp_path / "off").exists()

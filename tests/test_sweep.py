@@ -1,0 +1,95 @@
+"""Sweeps: many methods and ablation variants in one compiled pass, each written as its own run."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuco_jax import engine
+from neuco_jax.config import Ablations, Config
+from neuco_jax.pipeline import evaluate, sweep
+from neuco_jax.synthetic import make_benchmark
+
+BASE = Config(k_folds=3, epochs=3, batch_size=16, learning_rate=0.01)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    return make_benchmark(tmp_path_factory.mktemp("bench"), n_ids=400, dim=20, n_methods=2)
+
+
+def fold_scores(run):
+    return np.stack([s.fold_scores for s in run.scores])
+
+
+def test_scores_are_identical_alone_and_in_a_chunked_sweep(bench, tmp_path):
+    files = list(bench.submissions.values())  # 3 methods, in chunks of 2: the last chunk is padded
+    before = engine.TRACE_COUNT
+    runs = sweep(files, bench.labels_dir, BASE, output_dir=tmp_path, chunk_size=2)
+    assert engine.TRACE_COUNT - before == 1  # one compilation for both chunks
+    assert [r.name for r in runs] == list(bench.submissions)
+    for run, f in zip(runs, files):
+        alone, = evaluate(f, bench.labels_dir, BASE, output_dir=tmp_path / "alone")
+        np.testing.assert_array_equal(fold_scores(run), fold_scores(alone))
+    assert len(list((tmp_path / "results").iterdir())) == 3
+
+
+def test_learning_rate_and_label_fraction_variants_equal_separate_runs(bench, tmp_path):
+    f = bench.submissions["method_a"]
+    config = Config(k_folds=3, epochs=3, batch_size=16,
+                    ablations=Ablations(learning_rates=(0.003, 0.03), label_fractions=(1.0, 0.5)))
+    runs = sweep([f], bench.labels_dir, config, output_dir=tmp_path)
+    names = [r.name for r in runs]
+    assert names == ["method_a@lr=0.003@frac=1", "method_a@lr=0.003@frac=0.5",
+                     "method_a@lr=0.03@frac=1", "method_a@lr=0.03@frac=0.5"]
+    by_name = dict(zip(names, runs))
+    for lr in (0.003, 0.03):
+        for frac in (1.0, 0.5):
+            single = Config(k_folds=3, epochs=3, batch_size=16, learning_rate=lr, label_fraction=frac)
+            alone, = evaluate(f, bench.labels_dir, single, output_dir=tmp_path / "alone")
+            got = by_name[f"method_a@lr={lr:g}@frac={frac:g}"]
+            np.testing.assert_allclose(fold_scores(got), fold_scores(alone), atol=1e-6)
+            assert got.config.learning_rate == lr and got.config.label_fraction == frac
+    summary = json.loads((by_name["method_a@lr=0.03@frac=0.5"].run_dir / "results_summary.json").read_text())
+    assert summary["config"]["probe_params"]["learning_rate"] == 0.03
+    assert summary["config"]["label_fraction"] == 0.5
+
+
+def test_embedding_dim_variant_equals_the_truncated_submission(bench, tmp_path):
+    f = bench.submissions["method_b"]
+    config = Config(k_folds=3, epochs=3, batch_size=16, ablations=Ablations(embedding_dims=(6, 20)))
+    runs = sweep([f], bench.labels_dir, config, output_dir=tmp_path)
+    assert [r.name for r in runs] == ["method_b@dim=6", "method_b@dim=20"]
+    df = pd.read_csv(f)
+    truncated = tmp_path / "method_b_first6.csv"
+    df[["id"] + [str(j) for j in range(6)]].to_csv(truncated, index=False)
+    alone, = evaluate(truncated, bench.labels_dir, Config(k_folds=3, epochs=3, batch_size=16),
+                      output_dir=tmp_path / "alone")
+    np.testing.assert_allclose(fold_scores(runs[0]), fold_scores(alone), atol=1e-5)
+    full, = evaluate(f, bench.labels_dir, Config(k_folds=3, epochs=3, batch_size=16), output_dir=tmp_path / "alone")
+    np.testing.assert_allclose(fold_scores(runs[1]), fold_scores(full), atol=1e-6)
+
+
+def test_epochs_curve_reads_every_epoch_count_off_one_run(bench, tmp_path):
+    f = bench.submissions["method_a"]
+    config = Config(k_folds=3, epochs=4, batch_size=16, ablations=Ablations(epochs=(1, 2, 4)))
+    before = engine.TRACE_COUNT
+    runs = sweep([f], bench.labels_dir, config, output_dir=tmp_path)
+    assert engine.TRACE_COUNT - before <= 1
+    assert [r.name for r in runs] == ["method_a@epochs=1", "method_a@epochs=2", "method_a@epochs=4"]
+    for run, epochs in zip(runs, (1, 2, 4)):
+        alone, = evaluate(f, bench.labels_dir, Config(k_folds=3, epochs=epochs, batch_size=16),
+                          output_dir=tmp_path / "alone")
+        np.testing.assert_allclose(fold_scores(run), fold_scores(alone), atol=1e-6)
+    curve = np.array([[s.mean_score for s in r.scores] for r in runs])
+    assert np.all(np.diff(curve, axis=0) >= -1e-12)  # best-so-far never decreases
+
+
+def test_sweep_leaderboard_has_a_row_per_variant(bench, tmp_path):
+    config = Config(k_folds=3, epochs=2, batch_size=16, update_leaderboard=True,
+                    ablations=Ablations(learning_rates=(0.001, 0.01)))
+    runs = sweep(list(bench.submissions.values()), bench.labels_dir, config, output_dir=tmp_path, phase="abl")
+    board = pd.read_csv(runs[0].leaderboard)
+    assert sorted(board["experiment"]) == sorted(r.run_dir.name for r in runs)
+    assert len(board) == 2 * len(bench.submissions)
