@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache_dir", default=None,
                         help="persistent compilation cache: a folder, or 'off' (default: $NEUCO_JAX_CACHE_DIR, "
                              "else ~/.cache/neuco_jax/xla); repeat runs of the same shapes skip compiling")
+    multi = parser.add_argument_group("several processes or hosts (jax.distributed); the first process writes files")
+    multi.add_argument("--distributed", action="store_true",
+                       help="join a multi-process run detected from the environment (TPU pod, SLURM, Open MPI)")
+    multi.add_argument("--coordinator_address", default=None, help="host:port of process 0, same for all")
+    multi.add_argument("--num_processes", type=int, default=None, help="number of processes")
+    multi.add_argument("--process_id", type=int, default=None, help="this process's id, 0..num_processes-1")
     sub = parser.add_subparsers(dest="command", required=True)
     _evaluate_parser(sub)
     _sweep_parser(sub)
@@ -96,7 +102,8 @@ def _print_runs(runs) -> None:
         for s in runs[0].scores:
             print(f"{s.name:<24} {s.task_type:<14} {s.mean_score:>10.4f} {s.std_dev:>8.4f} {s.q_stat:>8.2f}")
     for run in runs:
-        print(f"results: {run.run_dir}")
+        if run.run_dir is not None:
+            print(f"results: {run.run_dir}")
     print("wall time: " + ", ".join(f"{k} {v:.2f}s" for k, v in runs[0].timings.items()))
     if runs[0].leaderboard is not None:
         print(f"leaderboard: {runs[0].leaderboard}")
@@ -184,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warnings
     commands = {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard, "demo": cmd_demo}
     try:
-        from neuco_jax.runtime import enable_compilation_cache
+        from neuco_jax.runtime import enable_compilation_cache, initialize_distributed
         enable_compilation_cache(args.cache_dir)
+        if args.distributed or args.coordinator_address:
+            initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
         return commands[args.command](args)
     except NeucoError as e:
         print(f"error: {e}", file=sys.stderr)

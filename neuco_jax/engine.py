@@ -22,7 +22,9 @@ parameters or optimiser state; the last, smaller batch is masked row-wise.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import warnings
 from functools import partial
 from typing import NamedTuple
 
@@ -126,11 +128,16 @@ def _heldout_scores(z, y, mask, is_cls):
     return jnp.where(is_cls, f1, r2), loss
 
 
-@partial(jax.jit, static_argnames=("n_entries", "batch_size"))
-def _train_and_score(x, sample_row, dims, y, order, n_train, test, n_test, is_cls, lr, w0, b0, *,
-                     n_entries, batch_size):
-    """Shapes as in Embeddings and ProbePlan. Returns best (M, P), per-epoch score, train and
-    test loss (M, P, E) for M methods and P probes."""
+def _train_and_score(x, sample_row, dims, y, order, n_train, test, n_test, is_cls, lr, w0, b0, *, batch_size):
+    """One pass over every method, entry and probe.
+
+    x: (M, n_rows, dim), sample_row: (M, n_samples), dims: (M,), y: (n_samples,) as in Embeddings
+    and ProbePlan; the per-probe plan arrays come as (entries, group, ...), and the per-entry
+    constants n_train, n_test, is_cls as (entries,).
+
+    Returns:
+      per-epoch score, train loss and held-out loss, each (M, entries, epochs, group).
+    """
     global TRACE_COUNT
     TRACE_COUNT += 1
     tx = _adamw()
@@ -191,43 +198,77 @@ def _train_and_score(x, sample_row, dims, y, order, n_train, test, n_test, is_cl
             return per_epoch  # each (epochs, group)
 
         # Entries run one after another (a task's rows stay in cache while all its
-        # probes train); the probes of an entry are vmapped.
-        per_entry = lambda a: a.reshape((n_entries, -1) + a.shape[1:])  # noqa: E731
-        first = lambda a: per_entry(a)[:, 0]  # noqa: E731 (per-entry constants stored per probe)
-        out = jax.lax.map(entry, (per_entry(order), first(n_train), per_entry(test), first(n_test),
-                                  first(is_cls), per_entry(lr), per_entry(w0), per_entry(b0)))
-        # (entries, epochs, group) -> (probes, epochs)
-        return tuple(jnp.moveaxis(a, 1, 2).reshape(-1, a.shape[1]) for a in out)
+        # probes train); the probes of an entry are vmapped (and sharded over devices).
+        return jax.lax.map(entry, (order, n_train, test, n_test, is_cls, lr, w0, b0))
 
-    scores, train_loss, test_loss = jax.lax.map(method, (x, sample_row, dims))
-    return jnp.nanmax(scores, axis=-1), scores, train_loss, test_loss
+    return jax.lax.map(method, (x, sample_row, dims))
 
 
-def _arrays(plan: ProbePlan, emb: Embeddings) -> tuple:
-    return (emb.x, emb.sample_row, emb.dims, plan.y, plan.order, plan.n_train, plan.test, plan.n_test,
-            plan.is_cls, plan.lr, plan.w0, plan.b0)
+@functools.cache
+def _program(devices: tuple, batch_size: int):
+    """The jitted engine for a set of devices: probes sharded over them, results replicated."""
+    mesh = jax.sharding.Mesh(np.array(devices), ("probes",))
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    fn = jax.jit(partial(_train_and_score, batch_size=batch_size), out_shardings=replicated)
+    return fn, mesh
 
 
-def _static(plan: ProbePlan) -> dict:
-    return {"n_entries": len(plan.entries), "batch_size": plan.batch_size}
+def _device_arrays(plan: ProbePlan, emb: Embeddings, mesh) -> tuple:
+    """Host arrays -> global device arrays: probe axes sharded over the mesh, the rest replicated.
+
+    The group axis of every entry is padded to a multiple of the device count
+    with copies of its last probe (their results are dropped).
+    """
+    n_dev = mesh.devices.size
+    entries, group = len(plan.entries), plan.group
+    padded = -(-group // n_dev) * n_dev
+
+    def per_probe(a):  # (probes, ...) -> (entries, padded group, ...)
+        a = a.reshape((entries, group) + a.shape[1:])
+        return np.concatenate([a, np.repeat(a[:, -1:], padded - group, axis=1)], axis=1)
+
+    def put(a, spec):
+        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
+        return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
+
+    first = lambda a: a.reshape(entries, group)[:, 0]  # noqa: E731 (per-entry constants stored per probe)
+    replicated = [emb.x, emb.sample_row, emb.dims, plan.y, first(plan.n_train)]
+    sharded = [per_probe(plan.order), per_probe(plan.test)]
+    args = [put(a, ()) for a in replicated[:4]]
+    args += [put(sharded[0], (None, "probes")), put(replicated[4], ()), put(sharded[1], (None, "probes")),
+             put(first(plan.n_test), ()), put(first(plan.is_cls), ())]
+    args += [put(per_probe(a), (None, "probes")) for a in (plan.lr, plan.w0, plan.b0)]
+    return tuple(args)
 
 
-def compile_plan(plan: ProbePlan, emb: Embeddings):
-    """Compile the engine for the shapes of a plan and a stack of methods (cached per shape)."""
-    return _train_and_score.lower(*_arrays(plan, emb), **_static(plan)).compile()
+def compile_plan(plan: ProbePlan, emb: Embeddings, devices=None):
+    """Compile the engine for the shapes of a plan and a stack of methods (cached per shape).
+
+    Args:
+      devices: the devices to shard probes over; default: all of JAX's default backend.
+    """
+    fn, mesh = _program(tuple(devices or jax.devices()), plan.batch_size)
+    return fn.lower(*_device_arrays(plan, emb, mesh)).compile(), mesh
 
 
-def run_plan(plan: ProbePlan, emb: Embeddings, compiled=None) -> ProbeScores:
+def run_plan(plan: ProbePlan, emb: Embeddings, compiled=None, devices=None) -> ProbeScores:
     """Train and score every probe of every method in one compiled program; results on the host.
 
     Args:
       plan: the padded probe plan.
       emb: the methods' embeddings (leading axis: methods).
-      compiled: the executable from `compile_plan`; compiled on first use when None.
+      compiled: what `compile_plan` returned; compiled on first use when None.
+      devices: as in compile_plan (ignored when `compiled` is given).
 
     Returns:
       ProbeScores with a leading methods axis.
     """
-    fn = compiled or partial(_train_and_score, **_static(plan))
-    best, scores, train_loss, test_loss = jax.device_get(fn(*_arrays(plan, emb)))
+    executable, mesh = compiled or compile_plan(plan, emb, devices)
+    out = jax.device_get(executable(*_device_arrays(plan, emb, mesh)))
+    # (M, entries, epochs, padded group) -> (M, probes, epochs), padding dropped
+    scores, train_loss, test_loss = (np.moveaxis(a[..., :plan.group], 2, 3).reshape(a.shape[0], -1, a.shape[2])
+                                     for a in out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a probe NaN at every epoch stays NaN
+        best = np.nanmax(scores, axis=-1)
     return ProbeScores(best=best, epoch_scores=scores, train_loss=train_loss, test_loss=test_loss)

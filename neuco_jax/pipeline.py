@@ -20,7 +20,7 @@ from neuco_jax.config import Ablations, Config
 from neuco_jax.data import Benchmark, load_labels, load_submission, prepare, submission_width
 from neuco_jax.errors import InputError
 from neuco_jax.plan import Embeddings, coverage, make_plan, stack_embeddings
-from neuco_jax.runtime import device_scope
+from neuco_jax.runtime import is_writer, select_devices
 from neuco_jax.scores import TaskScore, task_score
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class RunResult:
     """
 
     name: str
-    run_dir: Path
+    run_dir: Path | None  # None in processes other than the first of a multi-process run
     scores: list[TaskScore]
     config: Config
     timings: dict[str, float]
@@ -173,12 +173,14 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
                 i, d = methods[m]
                 for v, variant in enumerate(_variants(config, names[i], m, d, fractions, lrs, epoch_points)):
                     scores = _variant_scores(plan, probes, slot, variant, bench)
-                    run_dir = results.write_run(output_dir, phase, variant.name, scores, variant.config)
+                    # In a multi-process run every process holds all scores; the first writes them.
+                    run_dir = (results.write_run(output_dir, phase, variant.name, scores, variant.config)
+                               if is_writer() else None)
                     out[m, v] = RunResult(variant.name, run_dir, scores, variant.config, timings)
             timings["write"] += time.perf_counter() - t0
 
     board = None
-    if config.update_leaderboard if write_leaderboard is None else write_leaderboard:
+    if is_writer() and (config.update_leaderboard if write_leaderboard is None else write_leaderboard):
         t0 = time.perf_counter()
         board = leaderboard.write_leaderboard(output_dir, phase)
         timings["write"] += time.perf_counter() - t0
@@ -196,13 +198,12 @@ def _widen(bench: Benchmark, width: int) -> Benchmark:
 
 
 def _run(plan, emb: Embeddings, config: Config, timings: dict) -> engine.ProbeScores:
-    with device_scope(config.device):
-        t0 = time.perf_counter()
-        compiled = engine.compile_plan(plan, emb)
-        timings["compile"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        probes = engine.run_plan(plan, emb, compiled)
-        timings["train"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    compiled = engine.compile_plan(plan, emb, select_devices(config.device))
+    timings["compile"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    probes = engine.run_plan(plan, emb, compiled)
+    timings["train"] += time.perf_counter() - t0
     return probes
 
 

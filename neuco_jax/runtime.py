@@ -48,13 +48,34 @@ def enable_compilation_cache(path: str | Path | None = None) -> Path | None:
     return path
 
 
-def device_scope(name: str):
-    """A context placing computation on the device the config asks for ('auto' keeps JAX's default)."""
+def select_devices(name: str = "auto") -> list:
+    """The devices the probes are sharded over: every device of the platform the config asks for.
+
+    With several processes (`initialize_distributed`), these are the devices of all of them.
+    """
     if name == "auto":
-        return contextlib.nullcontext()
+        return jax.devices()
     platform = "gpu" if name == "cuda" else name
     try:
-        return jax.default_device(jax.devices(platform)[0])
+        return jax.devices(platform)
     except RuntimeError:
         raise ConfigError(f"config key 'probe_params.device': {name!r} requested but JAX sees no {platform} "
                           f"device (available: {sorted({d.platform for d in jax.devices()})}); use 'auto'") from None
+
+
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+    """Join a multi-process run (several hosts, or several processes on one host).
+
+    With no arguments JAX detects the cluster itself (TPU pods, SLURM, Open MPI);
+    otherwise every process passes the same coordinator address ("host:port") and
+    process count, and its own id. On CPU, collectives go through gloo.
+    """
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                               process_id=process_id)
+
+
+def is_writer() -> bool:
+    """Whether this process writes result files: the first process of a multi-process run."""
+    return jax.process_index() == 0

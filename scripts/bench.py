@@ -61,17 +61,17 @@ GiB = 1 << 30
 # ---------------------------------------------------------------- data and work
 
 
-def ensure_data(folder: Path, n_submissions: int) -> dict:
-    """The demo-sized benchmark in `folder` with at least `n_submissions` submissions; generated once."""
+def ensure_data(folder: Path, n_submissions: int) -> float:
+    """Make the demo-sized benchmark in `folder` unless it has `n_submissions`; seconds spent generating."""
     from neuco_jax.synthetic import make_benchmark
 
     truth = folder / "ground_truth.json"
-    if not truth.exists() or json.loads(truth.read_text())["params"]["n_methods"] + 1 < n_submissions:
-        t0 = time.perf_counter()
-        # Methods have independent random streams: adding methods leaves existing files unchanged.
-        make_benchmark(folder, n_methods=max(3, n_submissions - 1))
-        print(f"generated {folder} in {time.perf_counter() - t0:.1f}s")
-    return json.loads(truth.read_text())
+    if truth.exists() and json.loads(truth.read_text())["params"]["n_methods"] + 1 >= n_submissions:
+        return 0.0
+    t0 = time.perf_counter()
+    # Methods have independent random streams: adding methods leaves existing files unchanged.
+    make_benchmark(folder, n_methods=max(3, n_submissions - 1))
+    return time.perf_counter() - t0
 
 
 def count_work(labels: Path, submission: Path, k_folds: int, epochs: int) -> dict:
@@ -101,19 +101,21 @@ def machine_info() -> dict:
     import jax
 
     devices = jax.devices()
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": mem_kb / 1e6, "jax": jax.__version__,
-            "device": f"{devices[0].platform} ({devices[0].device_kind}) x{len(devices)}"}
+    kind = devices[0].device_kind
+    device = devices[0].platform + (f" {kind}" if kind != devices[0].platform else "") \
+        + (f" x{len(devices)}" if len(devices) > 1 else "")
+    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": mem_kb / 1e6, "jax": jax.__version__, "device": device}
 
 
-def best_time(fn, repeats: int) -> tuple[float, float]:
-    """(min, max) wall seconds of fn() over repeats, after one warm-up call."""
+def best_time(fn, repeats: int) -> float:
+    """Min wall seconds of fn() over repeats, after one warm-up call."""
     fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times), max(times)
+    return min(times)
 
 
 def copy_bandwidth(threads: int, repeats: int, n_bytes: int = GiB) -> float:
@@ -123,7 +125,7 @@ def copy_bandwidth(threads: int, repeats: int, n_bytes: int = GiB) -> float:
     bounds = np.linspace(0, len(src), threads + 1).astype(int)
     parts = [(dst[a:b], src[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:  # numpy releases the GIL while copying
-        t, _ = best_time(lambda: list(pool.map(lambda p: np.copyto(*p), parts)), repeats)
+        t = best_time(lambda: list(pool.map(lambda p: np.copyto(*p), parts)), repeats)
     return 2 * n_bytes / t / 1e9
 
 
@@ -144,7 +146,7 @@ def gather_bandwidth(n_rows: int, dim: int, threads: int, repeats: int, rows_per
             np.take(x, i, axis=0, out=out, mode="clip")
 
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        t, _ = best_time(lambda: list(pool.map(gather, parts)), repeats)
+        t = best_time(lambda: list(pool.map(gather, parts)), repeats)
     return idx.size * dim * 4 / t / 1e9
 
 
@@ -156,8 +158,8 @@ def gemm_rates(repeats: int, n: int = 2048) -> dict:
     a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
     ja, jb = jax.device_put(a), jax.device_put(b)
     matmul = jax.jit(lambda p, q: p @ q)
-    t_jax, _ = best_time(lambda: matmul(ja, jb).block_until_ready(), repeats)
-    t_np, _ = best_time(lambda: a @ b, repeats)
+    t_jax = best_time(lambda: matmul(ja, jb).block_until_ready(), repeats)
+    t_np = best_time(lambda: a @ b, repeats)
     return {"jax": 2 * n**3 / t_jax / 1e9, "numpy": 2 * n**3 / t_np / 1e9}
 
 
@@ -192,7 +194,7 @@ def last_json(stdout: str) -> dict:
 def child_machine(args) -> None:
     """In a fresh process: the data (generated if missing), the machine's figures and the work; prints JSON."""
     sweep = find_sweep() is not None
-    ensure_data(args.data, SWEEP_METHODS if sweep else 1)
+    generated_s = ensure_data(args.data, SWEEP_METHODS if sweep else 1)
     cores = os.cpu_count()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the synthetic labels' skipped empty rows
@@ -205,7 +207,8 @@ def child_machine(args) -> None:
         "gather_n": gather_bandwidth(largest, work["dim"], cores, args.repeats),
         "gemm": gemm_rates(args.repeats),
     }
-    print(json.dumps({"machine": machine_info(), "figures": figures, "work": work, "sweep": sweep}))
+    print(json.dumps({"machine": machine_info(), "figures": figures, "work": work, "sweep": sweep,
+                      "generated_s": generated_s}))
 
 
 def child_evaluate(args) -> None:
@@ -327,7 +330,9 @@ def main() -> int:
     prep = last_json(run_process(child_cmd("machine", args))["stdout"])
     machine, fig, work = prep["machine"], prep["figures"], prep["work"]
     cores, gemm = machine["cores"], fig["gemm"]
-    print(f"{date}: {machine['cpu']}, {cores} cores, {machine['ram_gb']:.0f} GB RAM; "
+    if prep["generated_s"]:
+        print(f"generated the benchmark in {args.data} ({prep['generated_s']:.1f} s)")
+    print(f"{date}: {machine['cpu']}, {cores} cores, {machine['ram_gb']:.1f} GB RAM; "
           f"JAX {machine['jax']} on {machine['device']}; python {platform.python_version()}")
     print(f"load average {os.getloadavg()[0]:.2f}; other processes add noise, so the min of repeats is reported; "
           f"peak RSS of an empty python child: {floor * 1e3:.0f} MB")
@@ -409,7 +414,7 @@ def main() -> int:
     print("| date | machine | JAX, device | copy GB/s (1 thread / all) | cache-resident row gather GB/s "
           "(1 thread / all) | f32 GEMM GFLOP/s (JAX / numpy) |")
     print("| --- | --- | --- | --- | --- | --- |")
-    print(f"| {date} | {machine['cpu']}, {cores} cores, {machine['ram_gb']:.0f} GB | {machine['jax']}, "
+    print(f"| {date} | {machine['cpu']}, {cores} cores, {machine['ram_gb']:.1f} GB | {machine['jax']}, "
           f"{machine['device']} | {fig['copy_1']:.1f} / {fig['copy_n']:.1f} | {fig['gather_1']:.1f} / "
           f"{fig['gather_n']:.1f} | {gemm['jax']:.0f} / {gemm['numpy']:.0f} |")
     print()
