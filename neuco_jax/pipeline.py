@@ -50,7 +50,6 @@ class RunResult:
 class _Variant:
     """One reported run: a method at one point of the ablation grid."""
 
-    method: int  # index into the sweep's method variants (submission x embedding dim)
     lr_index: int
     fraction: float
     epochs: int
@@ -123,7 +122,7 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     t0 = time.perf_counter()
     tasks = load_labels(annotation_path)
     valid_ids = {i for t in tasks for i in t.ids}
-    lrs, dims, fractions, epoch_points = _grid(config)
+    lrs, dims, fractions, _ = _grid(config)
     widths = [config.embedding_dim or submission_width(f) for f in files]
     for f, w in zip(files, widths):
         if any(d is not None and d > w for d in dims):
@@ -164,14 +163,13 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
             plan = plans[cov]
             # Pad to the chunk size by repeating a method: every pass has the same shapes.
             padded = [b for _, b in group] + [group[-1][1]] * (chunk_size - len(group))
-            own_dims = [b.x.shape[1] for b in padded]
-            emb = stack_embeddings([_widen(b, width) for b in padded], dims=own_dims)
+            emb = stack_embeddings(padded, width)
             timings["load"] += time.perf_counter() - t0
             probes = _run(plan, emb, config, timings)
             t0 = time.perf_counter()
             for slot, (m, bench) in enumerate(group):
                 i, d = methods[m]
-                for v, variant in enumerate(_variants(config, names[i], m, d, fractions, lrs, epoch_points)):
+                for v, variant in enumerate(_variants(config, names[i], d)):
                     scores = _variant_scores(plan, probes, slot, variant, bench)
                     # In a multi-process run every process holds all scores; the first writes them.
                     run_dir = (results.write_run(output_dir, phase, variant.name, scores, variant.config)
@@ -188,15 +186,6 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     return [dataclasses.replace(out[key], leaderboard=board) for key in sorted(out)]
 
 
-def _widen(bench: Benchmark, width: int) -> Benchmark:
-    """Zero-pad a benchmark's embedding to `width` columns (after its own standardisation)."""
-    if bench.x.shape[1] == width:
-        return bench
-    x = np.zeros((bench.x.shape[0], width), np.float32)
-    x[:, :bench.x.shape[1]] = bench.x
-    return dataclasses.replace(bench, x=x)
-
-
 def _run(plan, emb: Embeddings, config: Config, timings: dict) -> engine.ProbeScores:
     t0 = time.perf_counter()
     compiled = engine.compile_plan(plan, emb, select_devices(config.device))
@@ -207,13 +196,14 @@ def _run(plan, emb: Embeddings, config: Config, timings: dict) -> engine.ProbeSc
     return probes
 
 
-def _variants(config: Config, method: str, m: int, dim, fractions, lrs, epoch_points):
+def _variants(config: Config, method: str, dim):
+    lrs, _, fractions, epoch_points = _grid(config)
     for (l, lr), fraction, epochs in itertools.product(enumerate(lrs), fractions, epoch_points):
         name = _variant_name(method, config, lr, dim, fraction, epochs)
         variant_config = dataclasses.replace(
             config, learning_rate=lr, label_fraction=fraction, epochs=epochs,
             embedding_dim=dim or config.embedding_dim, ablations=Ablations())
-        yield _Variant(m, l, fraction, epochs, name, variant_config)
+        yield _Variant(l, fraction, epochs, name, variant_config)
 
 
 def _variant_scores(plan, probes: engine.ProbeScores, slot: int, variant: _Variant,

@@ -103,18 +103,21 @@ def coverage(bench: Benchmark) -> tuple:
     return tuple((t.name, tuple(t.ids)) for t in bench.tasks)
 
 
-def stack_embeddings(benches: list[Benchmark], dims: list[int] | None = None) -> Embeddings:
-    """Stack the embeddings of benchmarks of identical coverage, zero-padded to the widest."""
+def stack_embeddings(benches: list[Benchmark], width: int | None = None) -> Embeddings:
+    """Stack benchmarks of identical coverage into one methods axis.
+
+    Each embedding keeps its own standardisation and dimension (`dims`) and is
+    zero-padded on the right to `width` (default: the widest).
+    """
     if any(coverage(b) != coverage(benches[0]) for b in benches[1:]):
         raise ValueError("stack_embeddings needs benchmarks with the same tasks and ids")
-    width = max(b.x.shape[1] for b in benches)
-    rows = max(b.x.shape[0] for b in benches)
-    x = np.zeros((len(benches), rows, width), np.float32)
+    dims = [b.x.shape[1] for b in benches]
+    width = width or max(dims)
+    x = np.zeros((len(benches), max(b.x.shape[0] for b in benches), width), np.float32)
     for m, b in enumerate(benches):
         x[m, :b.x.shape[0], :b.x.shape[1]] = b.x
     sample_row = np.stack([np.concatenate(b.rows) for b in benches]).astype(np.int32)
-    dims = np.asarray(dims if dims is not None else [b.x.shape[1] for b in benches], np.int32)
-    return Embeddings(x=x, sample_row=sample_row, dims=dims)
+    return Embeddings(x=x, sample_row=sample_row, dims=np.asarray(dims, np.int32))
 
 
 def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
