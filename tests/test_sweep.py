@@ -93,3 +93,36 @@ def test_sweep_leaderboard_has_a_row_per_variant(bench, tmp_path):
     board = pd.read_csv(runs[0].leaderboard)
     assert sorted(board["experiment"]) == sorted(r.run_dir.name for r in runs)
     assert len(board) == 2 * len(bench.submissions)
+
+
+def test_sweep_command_over_a_folder_writes_runs_and_one_leaderboard(bench, tmp_path, capsys):
+    from neuco_jax.cli import main
+    config = tmp_path / "c.yaml"
+    config.write_text("k_folds: 3\nprobe_params: {batch_size: 16, epochs: 2}\n")
+    sub_dir = bench.submissions["method_a"].parent
+    code = main(["sweep", "--annotation_path", str(bench.labels_dir), "--submissions_dir", str(sub_dir),
+                 "--output_dir", str(tmp_path / "out"), "--config", str(config), "--phase", "p", "--chunk_size", "2"])
+    assert code == 0, capsys.readouterr().err
+    runs = sorted(p.name.rsplit("_", 2)[0] for p in (tmp_path / "out" / "p").iterdir())
+    assert runs == sorted(bench.submissions)
+    (board,) = (tmp_path / "out" / "leaderboards" / "p").glob("leaderboard_*.csv")
+    assert len(pd.read_csv(board)) == len(bench.submissions)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(method_names=["a", "a", "b"]), "method name 'a' is used twice"),
+    (dict(method_names=["a"]), "1 method names for 3 submission files"),
+    (dict(method_names=["a", "../b", "c"]), "plain folder name"),
+])
+def test_sweep_rejects_bad_method_names(bench, tmp_path, kwargs, message):
+    from neuco_jax.errors import InputError
+    with pytest.raises(InputError, match=message):
+        sweep(list(bench.submissions.values()), bench.labels_dir, BASE, output_dir=tmp_path, **kwargs)
+    assert not any(tmp_path.iterdir())
+
+
+def test_embedding_dims_wider_than_the_submission_are_rejected(bench, tmp_path):
+    from neuco_jax.errors import InputError
+    config = Config(k_folds=3, ablations=Ablations(embedding_dims=(8, 64)))
+    with pytest.raises(InputError, match="asks for 64 dimensions but the submission has 20"):
+        sweep([bench.submissions["method_a"]], bench.labels_dir, config, output_dir=tmp_path)
