@@ -106,3 +106,25 @@ def test_yaml_is_loaded_safely(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_ablations_are_read_and_validated():
+    from neuco_jax.config import Ablations
+    config = config_from_dict({"k_folds": 3, "probe_params": {"epochs": 5},
+                               "ablations": {"learning_rates": [0.001, 0.01], "epochs": [1, 5],
+                                             "embedding_dims": [8], "label_fractions": [0.5, 1]}})
+    assert config.ablations == Ablations((0.001, 0.01), (8,), (0.5, 1.0), (1, 5))
+    assert config_from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("ablations, key", [
+    ({"learning_rate": [0.1]}, "ablations.learning_rate"),
+    ({"epochs": [11]}, "ablations.epochs"),
+    ({"label_fractions": [0]}, "ablations.label_fractions"),
+    ({"embedding_dims": [8, 8]}, "ablations.embedding_dims"),
+    ({"learning_rates": 0.1}, "ablations.learning_rates"),
+    ([1, 2], "ablations"),
+])
+def test_bad_ablations_name_the_key(ablations, key):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        config_from_dict({"k_folds": 3, "ablations": ablations})
