@@ -23,10 +23,13 @@ Generates the synthetic benchmark once (`neuco_jax.synthetic.make_benchmark`:
 
 Ends with markdown tables for docs/benchmarks.md.
 
-    python scripts/bench.py                                   # neuco_jax only
-    python scripts/bench.py --torch --torch_tasks 3           # + torch on 3 tasks, extrapolated
-    python scripts/bench.py --torch                           # + torch on all 11 tasks (minutes)
+    python scripts/bench.py                                   # neuco_jax only (~1.5 min on 2 cores)
+    python scripts/bench.py --torch --torch_tasks 3           # + torch on 3 tasks, extrapolated (+30 s)
+    python scripts/bench.py --torch --torch_repeats 2         # + torch on all 11 tasks (+100 s per repeat)
     python scripts/bench.py --data /tmp/neuco_bench_data --repeats 3 --method method_a
+
+Heavy work runs in child processes and this process stays small: a child
+reports at least the peak RSS of the process that started it.
 """
 
 from __future__ import annotations

@@ -111,8 +111,10 @@ def train_fold(dataset: RowDataset, train_idx: np.ndarray, test_idx: np.ndarray,
     probe = nn.Linear(dataset.x.shape[1], 1)
     loss_fn = nn.BCEWithLogitsLoss() if classification else nn.MSELoss()
     opt = torch.optim.AdamW(probe.parameters(), lr=lr)
+    # The best epoch's weights and the per-epoch loss curves are unused here, but the
+    # reference keeps them (for probes and plots), so this loop does the same work.
     best, best_state = -math.inf, None
-    train_curve, test_curve = [], []  # per-epoch mean losses, kept as the reference keeps them for its plots
+    train_curve, test_curve = [], []
     for _ in range(epochs):
         probe.train()
         train_losses = []
@@ -159,8 +161,8 @@ def run(annotation_path, submission_file, k_folds: int = 40, epochs: int = 10, b
         if task_filter is not None and task not in task_filter:
             continue
         y = group["label"].to_numpy()
-        if y.max() > y.min():
-            y = (y - y.min()) / (y.max() - y.min())
+        span = y.max() - y.min()
+        y = (y - y.min()) / (span if span > 0 else 1.0)
         dataset = RowDataset(x[row_of[group["id"]].to_numpy()], y)
         classification = group["task_type"].iloc[0] == "classification"
         splitter = ShuffleSplit(n_splits=k_folds, test_size=TEST_SIZE, random_state=SEED)
