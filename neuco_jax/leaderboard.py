@@ -1,6 +1,6 @@
 """Leaderboard: rank every run of a phase and write the leaderboard CSV.
 
-Host side only (numpy, pandas, scipy). Each run folder
+Host side only (numpy, pandas). Each run folder
 ``<output_dir>/<phase>/<method>_<timestamp>/`` holds a ``results_summary.json``;
 the leaderboard goes to
 ``<output_dir>/leaderboards/<phase>/leaderboard_<YYYYmmdd_HHMMSS>.csv``.
@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from neuco_jax.errors import InputError
 from neuco_jax.results import atomic_write_text, check_name, timestamp
@@ -168,6 +167,20 @@ def _summary_error(path, problem):
                       f"or delete its run folder {path.parent}")
 
 
+def min_rank(values, axis=0):
+    """Ranks 1..n along an axis, ties sharing the lowest rank (scipy's rankdata(method="min")).
+
+    The rank of v is 1 + the number of values strictly below it. Written out
+    here because importing scipy.stats costs a command-line run 0.4 s.
+    """
+    values = np.moveaxis(np.asarray(values, np.float64), axis, 0)
+    ranks = np.empty(values.shape, np.int64)
+    for column in np.ndindex(values.shape[1:]):
+        v = values[(slice(None),) + column]
+        ranks[(slice(None),) + column] = np.searchsorted(np.sort(v), v, side="left") + 1
+    return np.moveaxis(ranks, 0, axis)
+
+
 def aggregate_ranks(q, weighting="std"):
     """Per-task ranks, task weights and weighted scores (module docstring's maths).
 
@@ -186,7 +199,7 @@ def aggregate_ranks(q, weighting="std"):
         raise ValueError(f"q must be a finite (runs, tasks) array with at least one run "
                          f"and one task, got shape {q.shape}; drop runs with missing Q first")
     n_runs, n_tasks = q.shape
-    ranks = rankdata(-q, axis=0, method="min")
+    ranks = min_rank(-q, axis=0)
     if weighting == "std" and n_runs > 1:
         spread = np.array([_sample_std(q[:, t]) for t in range(n_tasks)])
     else:
@@ -251,7 +264,7 @@ def rank_runs(runs, weighting="std"):
     q = complete[q_columns].to_numpy(dtype=np.float64)  # (runs, tasks)
     _, _, weighted_score = aggregate_ranks(q, weighting)
     board = complete.assign(mean_score=q.mean(axis=1), weighted_score=weighted_score,
-                            aggregated_rank=rankdata(weighted_score, method="min"))
+                            aggregated_rank=min_rank(weighted_score))
     # Two stable sorts: by score, ties in name order, independent of input order.
     board = (board.sort_values("experiment", kind="stable")
              .sort_values("weighted_score", kind="stable"))

@@ -292,3 +292,14 @@ def test_reproduces_the_reference_leaderboard_from_reference_summaries(tmp_path)
     assert list(board["experiment"]) == list(expected["experiment"])
     np.testing.assert_allclose(board["weighted_score"], expected["weighted_score"], rtol=0, atol=1e-9)
     np.testing.assert_array_equal(board["aggregated_rank"], expected["aggregated_rank"])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([-1.5, 0.0, 2.0, 3.25, 7.0]), min_size=3, max_size=3),
+                min_size=1, max_size=12))
+def test_min_rank_matches_scipy(values):
+    from scipy.stats import rankdata
+    from neuco_jax.leaderboard import min_rank
+    a = np.array(values)
+    np.testing.assert_array_equal(min_rank(a, axis=0), rankdata(a, axis=0, method="min"))
+    np.testing.assert_array_equal(min_rank(a[:, 0]), rankdata(a[:, 0], method="min"))
