@@ -19,7 +19,7 @@ Generates the synthetic benchmark once (`neuco_jax.synthetic.make_benchmark`:
    `scripts/torch_reference.py` as a process, extrapolates from its first
    `--torch_tasks` tasks when given, prints the torch / neuco_jax ratio and
    checks that the per-task mean scores agree statistically;
-5. times an 8-method `sweep` (from `neuco_jax.sweep`, else `neuco_jax.pipeline`) if it exists.
+5. times an 8-method `neuco_jax.pipeline.sweep` as a process.
 
 Ends with markdown tables for docs/benchmarks.md.
 
@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import datetime
-import importlib
 import importlib.util
 import json
 import math
@@ -196,8 +195,7 @@ def last_json(stdout: str) -> dict:
 
 def child_machine(args) -> None:
     """In a fresh process: the data (generated if missing), the machine's figures and the work; prints JSON."""
-    sweep = find_sweep() is not None
-    generated_s = ensure_data(args.data, SWEEP_METHODS if sweep else 1)
+    generated_s = ensure_data(args.data, SWEEP_METHODS)
     cores = os.cpu_count()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the synthetic labels' skipped empty rows
@@ -210,7 +208,7 @@ def child_machine(args) -> None:
         "gather_n": gather_bandwidth(largest, work["dim"], cores, args.repeats),
         "gemm": gemm_rates(args.repeats),
     }
-    print(json.dumps({"machine": machine_info(), "figures": figures, "work": work, "sweep": sweep,
+    print(json.dumps({"machine": machine_info(), "figures": figures, "work": work,
                       "generated_s": generated_s}))
 
 
@@ -225,42 +223,25 @@ def child_evaluate(args) -> None:
             t0 = time.perf_counter()
             result = evaluate(args.data / "submissions" / f"{args.method}.csv", args.data / "labels",
                               Config(k_folds=40), output_dir=out, phase="bench")
-            runs.append({**run_results(result)[0].timings, "total": time.perf_counter() - t0})
-    result = run_results(result)[0]
+            runs.append({**result[0].timings, "total": time.perf_counter() - t0})
+    result = result[0]
     scores = {s.name: {"mean_score": s.mean_score, "std_dev": s.std_dev, "q_stat": s.q_stat} for s in result.scores}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
     print(json.dumps({"runs": runs, "scores": scores, "rss_gb": rss}))
 
 
-def run_results(result) -> list:
-    """`evaluate` returns one RunResult, or (since sweeps) a list of them."""
-    return result if isinstance(result, list) else [result]
-
-
-def find_sweep():
-    """`sweep(submission_files, annotation_path, config, output_dir=, phase=)` where it exists, else None."""
-    for module in ("neuco_jax.sweep", "neuco_jax.pipeline"):
-        try:
-            fn = getattr(importlib.import_module(module), "sweep", None)
-        except ImportError:
-            continue
-        if callable(fn):
-            return fn
-    return None
-
-
 def child_sweep(args) -> None:
     """In a fresh process: one `sweep` over SWEEP_METHODS submissions; prints JSON (wall, timings, RSS)."""
     from neuco_jax.config import Config
+    from neuco_jax.pipeline import sweep
 
-    sweep = find_sweep()
     files = sorted((args.data / "submissions").glob("*.csv"))[:SWEEP_METHODS]
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         results = sweep(files, args.data / "labels", Config(k_folds=40), output_dir=out, phase="bench")
         wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
-    print(json.dumps({"wall": wall, "methods": len(files), "where": sweep.__module__,
+    print(json.dumps({"wall": wall, "methods": len(files),
                       "timings": [r.timings for r in results], "rss_gb": rss}))
 
 
@@ -382,18 +363,14 @@ def main() -> int:
           f"{gbs / fig['gather_n']:.0%} of the cache-resident gather ({cores} threads); "
           f"{gflops:.1f} GFLOP/s = {gflops / gemm['jax']:.1%} of JAX GEMM")
 
-    sweep = None
     print("\n== sweep")
-    if prep["sweep"]:
-        proc = run_process(child_cmd("sweep", args))
-        sweep = {**last_json(proc["stdout"]), "process_wall": proc["wall"], "rss_gb": proc["rss_gb"]}
-        print(f"{sweep['where']}.sweep of {sweep['methods']} methods: {sweep['wall']:.2f} s in-process "
-              f"({sweep['wall'] / sweep['methods']:.2f} s per method; one evaluate process: {cli_wall:.2f} s), "
-              f"process wall {sweep['process_wall']:.2f} s, peak RSS {sweep['rss_gb']:.2f} GB")
-        for t in {json.dumps(t) for t in sweep["timings"]}:  # the runs of one pass share its timings
-            print("   ", ", ".join(f"{k} {v:.2f}s" for k, v in json.loads(t).items()))
-    else:
-        print("skipped: neither neuco_jax.sweep nor neuco_jax.pipeline has a function `sweep` yet")
+    proc = run_process(child_cmd("sweep", args))
+    sweep = {**last_json(proc["stdout"]), "process_wall": proc["wall"], "rss_gb": proc["rss_gb"]}
+    print(f"sweep of {sweep['methods']} methods: {sweep['wall']:.2f} s in-process "
+          f"({sweep['wall'] / sweep['methods']:.2f} s per method; one evaluate process: {cli_wall:.2f} s), "
+          f"process wall {sweep['process_wall']:.2f} s, peak RSS {sweep['rss_gb']:.2f} GB")
+    for t in {json.dumps(t) for t in sweep["timings"]}:  # the runs of one pass share its timings
+        print("   ", ", ".join(f"{k} {v:.2f}s" for k, v in json.loads(t).items()))
 
     tr = None
     print("\n== torch reference")
@@ -433,9 +410,8 @@ def main() -> int:
     print(f"| {date} | {cli_wall:.2f} s | {m['load']:.2f} s | {m['compile']:.2f} s | {m['train']:.2f} s "
           f"| {m['write']:.2f} s | {cli_rss:.2f} GB | {gbs:.1f} ({gbs / fig['gather_n']:.0%}) | {gflops:.1f} "
           f"({gflops / gemm['jax']:.1%}) | {torch_cells} |")
-    if sweep:
-        print(f"\n{sweep['methods']}-method sweep: {sweep['wall']:.2f} s in-process, process wall "
-              f"{sweep['process_wall']:.2f} s, peak RSS {sweep['rss_gb']:.2f} GB")
+    print(f"\n{sweep['methods']}-method sweep: {sweep['wall']:.2f} s in-process, process wall "
+          f"{sweep['process_wall']:.2f} s, peak RSS {sweep['rss_gb']:.2f} GB")
     return 0
 
 
