@@ -68,9 +68,9 @@ class PCA:
     grid: int = PCA_GRID
 
 
-def fit_pca(sample: np.ndarray, dim: int, grid: int = PCA_GRID) -> PCA:
-    """Principal components of pooled sample cubes. sample: (n, time, band, y, x)."""
-    features = pooled(jnp.asarray(sample), grid)
+def fit_pca(features: np.ndarray, dim: int, grid: int = PCA_GRID) -> PCA:
+    """Principal components of a sample's pooled cubes. features: (n, f) from `pooled(cubes, grid)`."""
+    features = jnp.asarray(features)
     mean = features.mean(0)
     # Rows of vt are the principal directions, by decreasing singular value.
     _, _, vt = jnp.linalg.svd(features - mean, full_matrices=False)

@@ -28,8 +28,8 @@ def test_fit_to_dim_averages_equal_bins_when_too_many_features():
 
 def test_pca_matches_sklearn_up_to_sign():
     sample = cubes(n=40, seed=1)
-    pca = fit_pca(sample, dim=6, grid=2)
     feats = np.asarray(pooled(sample, 2))
+    pca = fit_pca(feats, dim=6, grid=2)
     expected = SkPCA(n_components=6, svd_solver="full").fit(feats).transform(feats)
     got = np.asarray(pca_embedding(sample, pca, dim=8))
     np.testing.assert_allclose(np.abs(got[:, :6]), np.abs(expected), rtol=1e-3, atol=1e-2)
