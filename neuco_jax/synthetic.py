@@ -186,7 +186,7 @@ def _method_names(n_methods: int) -> list[str]:
     return [f"method_{letter}" for letter in string.ascii_lowercase[:n_methods]]
 
 
-def _hex_ids(rng: np.random.Generator, n: int) -> np.ndarray:
+def hex_ids(rng: np.random.Generator, n: int) -> np.ndarray:
     """n location-hash-like ids of 32 lowercase hex characters, shape (n,)."""
     text = rng.bytes(16 * n).hex()
     return np.array([text[32 * i: 32 * (i + 1)] for i in range(n)])
@@ -260,7 +260,7 @@ def _with_zarr_suffixes(rng: np.random.Generator, ids: np.ndarray) -> np.ndarray
     return out
 
 
-def _write_csv(path: Path, columns: dict) -> None:
+def write_csv(path: Path, columns: dict) -> None:
     """Writes columns (name -> numpy or pyarrow array, equal lengths) as CSV.
 
     Nulls of a pyarrow array are written as empty cells.
@@ -320,7 +320,7 @@ def make_benchmark(out_dir: str | Path, n_ids: int = 13260, dim: int = 1024,
     # Unlabelled extra locations sit after the n_ids labelled ones.
     n_extra = max(3, n_ids // 2000)
     n_total = n_ids + n_extra
-    ids = _hex_ids(np.random.default_rng((seed, _STREAM_IDS)), n_total)  # (n_total,)
+    ids = hex_ids(np.random.default_rng((seed, _STREAM_IDS)), n_total)  # (n_total,)
     z = _latent_state(np.random.default_rng((seed, _STREAM_LATENT)), n_total)  # (n_total, r)
 
     task_rng = np.random.default_rng((seed, _STREAM_TASKS))
@@ -334,7 +334,7 @@ def make_benchmark(out_dir: str | Path, n_ids: int = 13260, dim: int = 1024,
         if task_type == "regression":
             labels = np.round(labels, 4)
         missing = task_rng.random(rows.shape[0]) < _MISSING_LABEL_FRACTION
-        _write_csv(labels_dir / f"{task}__{task_type}.csv",
+        write_csv(labels_dir / f"{task}__{task_type}.csv",
                    {"id": ids[rows], "label": pa.array(labels, mask=missing)})
         task_info[task] = {"type": task_type, "group": spec.group,
                            "n_rows": int(rows.shape[0]), "n_missing": int(missing.sum()),
@@ -359,7 +359,7 @@ def make_benchmark(out_dir: str | Path, n_ids: int = 13260, dim: int = 1024,
         # Transposed copy: one contiguous (n_total,) array per CSV column.
         columns = np.ascontiguousarray(emb[order].T)  # (dim, n_total)
         path = submissions_dir / f"{name}.csv"
-        _write_csv(path, {"id": _with_zarr_suffixes(rng, ids[order]),
+        write_csv(path, {"id": _with_zarr_suffixes(rng, ids[order]),
                           **{str(j): column for j, column in enumerate(columns)}})
         submissions[name] = path
 
