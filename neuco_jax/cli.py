@@ -1,4 +1,4 @@
-"""`neuco-jax` command line: evaluate, sweep, leaderboard, demo.
+"""`neuco-jax` command line: evaluate, sweep, leaderboard, convert, embed, validate, demo.
 
 `evaluate` takes the reference's flags unchanged (`python main.py ...` becomes
 `neuco-jax evaluate ...`). Bad input ends with one line on stderr and exit code 2.
@@ -42,8 +42,9 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--annotation_path", type=Path, required=True,
                    help="folder of <task>__<type>.csv label files (columns id,label)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--submissions", type=Path, nargs="+", help="embedding CSV files")
-    src.add_argument("--submissions_dir", type=Path, help="a folder: every *.csv in it is a submission")
+    src.add_argument("--submissions", type=Path, nargs="+", help="submission files (any store format)")
+    src.add_argument("--submissions_dir", type=Path,
+                     help="a folder: every submission in it (.csv, .parquet, .npz, .npy, .zarr) is evaluated")
     p.add_argument("--method_names", nargs="+", default=None, help="one name per submission (default: file stems)")
     p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root (default: results/)")
     p.add_argument("--config", type=Path, default=Path("config.yaml"), help="YAML config (default: config.yaml)")
@@ -62,6 +63,36 @@ def _leaderboard_parser(sub) -> None:
     p.add_argument("--weighting", choices=("std", "uniform"), default="std",
                    help="task weights: std of each task's Q across runs (reference, default) "
                         "or uniform (plain average rank)")
+
+
+def _data_parsers(sub) -> None:
+    p = sub.add_parser("convert", help="convert an embedding store to another format",
+                       description="Read embeddings (CSV, Parquet, .npz, .npy + .ids.txt, zarr v3 group) and write "
+                                   "them in the format of OUT's extension.")
+    p.add_argument("source", type=Path, help="input store")
+    p.add_argument("target", type=Path, help="output store (.csv, .parquet, .npz, .npy, .zarr)")
+
+    p = sub.add_parser("embed", help="embed SSL4EO-S12-downstream-style datacubes with a baseline encoder",
+                       description="Stream <data_root>/<modality>/part-*/<id>.zarr.zip cubes through a jitted "
+                                   "baseline encoder (mean, random, pca) and write a submission.")
+    p.add_argument("--data_root", type=Path, required=True, help="folder holding s1/, s2l1c/, s2l2a/")
+    p.add_argument("--output", type=Path, required=True, help="submission to write; extension picks the format")
+    p.add_argument("--encoder", choices=("mean", "random", "pca"), default="mean", help="default: mean")
+    p.add_argument("--embedding_dim", type=int, default=1024, help="embedding size (default: 1024)")
+    p.add_argument("--modalities", nargs="+", default=None, help="subset of s1 s2l1c s2l2a (default: all)")
+    p.add_argument("--seasons", nargs="+", default=None, help="subset of spring summer autumn winter")
+    p.add_argument("--batch_size", type=int, default=16, help="locations per batch (default: 16)")
+    p.add_argument("--threads", type=int, default=4, help="reader threads (default: 4)")
+    p.add_argument("--pca_sample", type=int, default=256, help="locations the PCA is fitted on (default: 256)")
+    p.add_argument("--seed", type=int, default=0, help="for random and the PCA sample (default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    p = sub.add_parser("validate", help="check a submission against a labels folder before evaluating it",
+                       description="Report ids covered per task, duplicates, non-numeric / NaN / inf cells and "
+                                   "the dimension; exit code 1 when a problem would block or corrupt scoring.")
+    p.add_argument("submission", type=Path, help="submission (any store format)")
+    p.add_argument("--annotation_path", type=Path, required=True, help="folder of <task>__<type>.csv files")
+    p.add_argument("--embedding_dim", type=int, default=None, help="expected dimension")
 
 
 def _demo_parser(sub) -> None:
@@ -92,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate_parser(sub)
     _sweep_parser(sub)
     _leaderboard_parser(sub)
+    _data_parsers(sub)
     _demo_parser(sub)
     return parser
 
@@ -124,13 +156,16 @@ def cmd_sweep(args) -> int:
     from neuco_jax.config import load_config
     from neuco_jax.errors import InputError
     from neuco_jax.pipeline import sweep
+    from neuco_jax.stores import FORMATS
 
     config = load_config(args.config)
     files = args.submissions
     if args.submissions_dir is not None:
-        files = sorted(args.submissions_dir.glob("*.csv"))
+        files = sorted(p for p in args.submissions_dir.iterdir()
+                       if p.suffix in FORMATS and not p.name.startswith("."))
         if not files:
-            raise InputError(f"{args.submissions_dir}: no *.csv submissions found; check --submissions_dir")
+            raise InputError(f"{args.submissions_dir}: no submissions ({', '.join(FORMATS)}) found; "
+                             f"check --submissions_dir")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise InputError(f"--chunk_size {args.chunk_size}: expected a positive integer")
     runs = sweep(files, args.annotation_path, config, output_dir=args.output_dir, phase=args.phase,
@@ -149,6 +184,32 @@ def cmd_leaderboard(args) -> int:
     if path is not None:
         print(f"leaderboard: {path}")
     return 0
+
+
+def cmd_convert(args) -> int:
+    from neuco_jax.stores import convert
+
+    convert(args.source, args.target)
+    print(f"wrote {args.target}")
+    return 0
+
+
+def cmd_embed(args) -> int:
+    from neuco_jax.embed import embed
+
+    path = embed(args.data_root, args.output, encoder=args.encoder, dim=args.embedding_dim,
+                 modalities=args.modalities, seasons=args.seasons, batch_size=args.batch_size,
+                 threads=args.threads, pca_sample=args.pca_sample, seed=args.seed, quiet=args.quiet)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from neuco_jax.validate import validate
+
+    report = validate(args.submission, args.annotation_path, embedding_dim=args.embedding_dim)
+    print(report.text())
+    return 1 if report.blocking else 0
 
 
 def cmd_demo(args) -> int:
@@ -189,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     warnings.formatwarning = _one_line_warnings
-    commands = {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard, "demo": cmd_demo}
+    commands = {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
+                "convert": cmd_convert, "embed": cmd_embed, "validate": cmd_validate, "demo": cmd_demo}
     try:
         from neuco_jax.runtime import enable_compilation_cache, initialize_distributed
         enable_compilation_cache(args.cache_dir)
