@@ -62,3 +62,12 @@ def test_missing_id_column_is_an_input_error(labels, tmp_path, capsys):
     sub.write_text("key,0\na,1\n")
     assert main(["validate", str(sub), "--annotation_path", str(labels)]) == 2
     assert "no 'id' column" in capsys.readouterr().err
+
+
+def test_convert_command_then_validate_a_zarr_store(labels, tmp_path, capsys):
+    sub = tmp_path / "s.csv"
+    sub.write_text("id,0,1\na,1,2\nb,3,4\nc,5,nan\nd,7,8\ne,9,10\n")
+    assert main(["convert", str(sub), str(tmp_path / "s.zarr")]) == 0
+    report = validate(tmp_path / "s.zarr", labels)
+    assert report.coverage == [("clouds", 3, 3), ("crops", 4, 4)]
+    assert report.counts["NaN cells"] == 1 and not report.blocking
