@@ -49,12 +49,18 @@ class ProbeScores:
 
     best: (methods, probes) best held-out score over epochs (NaN if every epoch was NaN)
     epoch_scores, train_loss, test_loss: (methods, probes, epochs)
+    best_logits: (methods, probes, test_slots) held-out logits at the best epoch
+      (the first n_test[p] are real; zeros if no epoch scored)
+    w: (methods, probes, dim), b: (methods, probes) the parameters after the last epoch
     """
 
     best: np.ndarray
     epoch_scores: np.ndarray
     train_loss: np.ndarray
     test_loss: np.ndarray
+    best_logits: np.ndarray
+    w: np.ndarray
+    b: np.ndarray
 
 
 class _AdamState(NamedTuple):
@@ -136,7 +142,9 @@ def _train_and_score(x, sample_row, dims, y, order, n_train, test, n_test, is_cl
     constants n_train, n_test, is_cls as (entries,).
 
     Returns:
-      per-epoch score, train loss and held-out loss, each (M, entries, epochs, group).
+      per-epoch score, train loss and held-out loss, each (M, entries, epochs, group); the
+      held-out logits at each probe's best epoch (M, entries, group, test_slots); the final
+      weights (M, entries, group, dim) and biases (M, entries, group).
     """
     global TRACE_COUNT
     TRACE_COUNT += 1
@@ -177,7 +185,7 @@ def _train_and_score(x, sample_row, dims, y, order, n_train, test, n_test, is_cl
                     params = jax.tree.map(lambda p, u: p - _per_probe(lr, p) * u, params, updates)
                     return params, state, loss_sum + loss
 
-                params, state = carry
+                params, state, best_score, best_z = carry
                 # A loop of the entry's own length: no padding step ever touches its probes.
                 params, state, loss_sum = jax.lax.fori_loop(0, n_steps, step, (params, state, jnp.zeros(group)))
                 w, b = params
@@ -190,12 +198,17 @@ def _train_and_score(x, sample_row, dims, y, order, n_train, test, n_test, is_cl
                 z = jax.lax.map(chunk_logits, jnp.arange(test.shape[1] // batch_size))  # (chunks, group, batch)
                 z = jnp.moveaxis(z, 0, 1).reshape(group, -1)
                 score, test_loss = _heldout_scores(z, y[test], test_mask, jnp.broadcast_to(is_cls, (group,)))
-                return (params, state), (score, loss_sum / n_steps, test_loss)
+                # Held-out logits of each probe's best epoch so far (the first of ties, as the reference).
+                better = score > best_score
+                best_score = jnp.where(better, score, best_score)
+                best_z = jnp.where(better[:, None], z, best_z)
+                return (params, state, best_score, best_z), (score, loss_sum / n_steps, test_loss)
 
             params = (w0 * w_scale, b0 * scale)
             state = jax.vmap(tx.init)(params)
-            _, per_epoch = jax.lax.scan(epoch, (params, state), jnp.moveaxis(order, 1, 0))
-            return per_epoch  # each (epochs, group)
+            carry = (params, state, jnp.full(group, -jnp.inf), jnp.zeros(test.shape, x.dtype))
+            (params, _, _, best_z), per_epoch = jax.lax.scan(epoch, carry, jnp.moveaxis(order, 1, 0))
+            return per_epoch + (best_z,) + params  # (epochs, group) x 3, (group, test_slots), w, b
 
         # Entries run one after another (a task's rows stay in cache while all its
         # probes train); the probes of an entry are vmapped (and sharded over devices).
@@ -264,11 +277,14 @@ def run_plan(plan: ProbePlan, emb: Embeddings, compiled=None, devices=None) -> P
       ProbeScores with a leading methods axis.
     """
     executable, mesh = compiled or compile_plan(plan, emb, devices)
-    out = jax.device_get(executable(*_device_arrays(plan, emb, mesh)))
+    *per_epoch, best_z, w, b = jax.device_get(executable(*_device_arrays(plan, emb, mesh)))
     # (M, entries, epochs, padded group) -> (M, probes, epochs), padding dropped
     scores, train_loss, test_loss = (np.moveaxis(a[..., :plan.group], 2, 3).reshape(a.shape[0], -1, a.shape[2])
-                                     for a in out)
+                                     for a in per_epoch)
+    # (M, entries, padded group, ...) -> (M, probes, ...)
+    best_z, w, b = (a[:, :, :plan.group].reshape((a.shape[0], -1) + a.shape[3:]) for a in (best_z, w, b))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a probe NaN at every epoch stays NaN
         best = np.nanmax(scores, axis=-1)
-    return ProbeScores(best=best, epoch_scores=scores, train_loss=train_loss, test_loss=test_loss)
+    return ProbeScores(best=best, epoch_scores=scores, train_loss=train_loss, test_loss=test_loss,
+                       best_logits=best_z, w=w, b=b)

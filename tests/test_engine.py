@@ -9,7 +9,7 @@ from neuco_jax.data import prepare
 from neuco_jax.plan import make_plan, stack_embeddings
 
 
-def reference_fold(plan, emb, p, m=0):
+def reference_fold(plan, emb, p, m=0, keep=False):
     """Probe p of method m trained the way torch's nn.Linear + AdamW would, in float64."""
     lr, b1, b2, eps, wd = float(plan.lr[p]), 0.9, 0.999, 1e-8, 0.01
     x, y, rows = emb.x[m].astype(np.float64), plan.y.astype(np.float64), emb.sample_row[m]
@@ -20,7 +20,7 @@ def reference_fold(plan, emb, p, m=0):
     t = 0
     test = plan.test[p, :plan.n_test[p]]
     x_test, y_test = x[rows[test]], y[test]
-    scores = []
+    scores, best_z = [], None
     for e in range(plan.epochs):
         order = plan.order[p, e, :plan.n_train[p]]
         for start in range(0, len(order), plan.batch_size):
@@ -46,6 +46,10 @@ def reference_fold(plan, emb, p, m=0):
             scores.append(f1_score(y_test, z > 0, zero_division=0))
         else:
             scores.append(r2_score(y_test, z))
+        if len(scores) == 1 or scores[-1] > max(scores[:-1]):
+            best_z = z
+    if keep:
+        return np.array(scores), (w, b), best_z
     return np.array(scores)
 
 
@@ -84,3 +88,19 @@ def test_padding_steps_leave_a_small_task_unchanged(toy_tasks):
     scores_both = engine.run_plan(make_plan(both, **kw), stack_embeddings([both]))
     scores_alone = engine.run_plan(make_plan(alone, **kw), stack_embeddings([alone]))
     np.testing.assert_allclose(scores_both.epoch_scores[0, :3], scores_alone.epoch_scores[0], atol=1e-6)
+
+
+def test_best_epoch_logits_and_final_weights_match_the_plain_loop(toy_tasks):
+    tasks, ids, x = toy_tasks
+    bench = prepare(tasks, ids, x)
+    plan = make_plan(bench, k_folds=2, epochs=3, batch_size=16, learning_rates=(0.05,))
+    emb = stack_embeddings([bench])
+    got = engine.run_plan(plan, emb)
+    rows, xs = emb.sample_row[0], emb.x[0].astype(np.float64)
+    for p in range(len(plan.n_train)):
+        scores, (w, b), best_z = reference_fold(plan, emb, p, keep=True)
+        np.testing.assert_allclose(got.w[0, p], w, atol=1e-4)
+        np.testing.assert_allclose(got.b[0, p], b, atol=1e-4)
+        n = plan.n_test[p]
+        np.testing.assert_allclose(got.best_logits[0, p, :n], best_z, atol=1e-4)
+        assert got.best_logits[0, p, :n].shape == (n,)
