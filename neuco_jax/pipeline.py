@@ -11,6 +11,7 @@ import itertools
 import logging
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from neuco_jax.config import Ablations, Config
 from neuco_jax.data import Benchmark, load_labels, load_submission, prepare, submission_width
 from neuco_jax.errors import InputError
 from neuco_jax.plan import Embeddings, coverage, make_plan, stack_embeddings
+from neuco_jax.plots import write_task_plots
+from neuco_jax.probes import Probe, save_probe
 from neuco_jax.runtime import is_writer, select_devices
 from neuco_jax.scores import TaskScore, task_score
 
@@ -113,9 +116,6 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise InputError(f"method name '{dup}' is used twice; give each submission its own --method_name")
-    for key in ("enable_plots", "store_probes"):
-        if getattr(config, key):
-            warnings.warn(f"config key '{key}' is not implemented in neuco_jax yet and is ignored", stacklevel=2)
     results.check_writable(output_dir, phase)  # an unwritable output_dir fails before any work
 
     timings = dict.fromkeys(("load", "compile", "train", "write"), 0.0)
@@ -166,13 +166,20 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
             emb = stack_embeddings(padded, width)
             timings["load"] += time.perf_counter() - t0
             probes = _run(plan, emb, config, timings)
+            refit = None
+            if config.store_probes:
+                refit_plan = make_plan(group[0][1], k_folds=1, epochs=config.epochs, batch_size=config.batch_size,
+                                       learning_rates=lrs, seed=config.seed, dim=width, refit=True)
+                refit = _run(refit_plan, emb, config, timings)
             t0 = time.perf_counter()
             for slot, (m, bench) in enumerate(group):
                 i, d = methods[m]
                 for v, variant in enumerate(_variants(config, names[i], d)):
                     scores = _variant_scores(plan, probes, slot, variant, bench)
+                    extras = partial(_write_extras, config=config, plan=plan, probes=probes, refit=refit,
+                                     slot=slot, variant=variant, bench=bench, raw_tasks=tasks)
                     # In a multi-process run every process holds all scores; the first writes them.
-                    run_dir = (results.write_run(output_dir, phase, variant.name, scores, variant.config)
+                    run_dir = (results.write_run(output_dir, phase, variant.name, scores, variant.config, fill=extras)
                                if is_writer() else None)
                     out[m, v] = RunResult(variant.name, run_dir, scores, variant.config, timings)
             timings["write"] += time.perf_counter() - t0
@@ -221,6 +228,37 @@ def _variant_scores(plan, probes: engine.ProbeScores, slot: int, variant: _Varia
         task = next(t for t in bench.tasks if t.name == task_name)
         scores.append(task_score(task_name, task.task_type, best))
     return scores
+
+
+def _write_extras(run_dir: Path, *, config: Config, plan, probes: engine.ProbeScores, refit, slot: int,
+                  variant: _Variant, bench: Benchmark, raw_tasks) -> None:
+    """Plots (`enable_plots`) and refitted probes (`store_probes`) of one run, into its folder."""
+    k = plan.k_folds
+    for e, (task_name, fraction) in enumerate(plan.entries):
+        if fraction != variant.fraction:
+            continue
+        task = next(t for t in bench.tasks if t.name == task_name)
+        if config.enable_plots:
+            ps = range(e * plan.group + variant.lr_index * k, e * plan.group + (variant.lr_index + 1) * k)
+            y_test = [plan.y[plan.test[p, :plan.n_test[p]]] for p in ps]
+            logits = [probes.best_logits[slot, p, :plan.n_test[p]] for p in ps]
+            write_task_plots(run_dir / task_name, task_name, task.task_type,
+                             probes.train_loss[slot, ps.start:ps.stop, :variant.epochs],
+                             probes.test_loss[slot, ps.start:ps.stop, :variant.epochs], y_test, logits)
+        if refit is not None:
+            # The refit plan has one entry per task, holding one probe per learning rate.
+            p = bench.tasks.index(task) * len(plan.learning_rates) + variant.lr_index
+            lo = hi = None
+            if config.normalize_labels:
+                raw = next(r for r in raw_tasks if r.name == task_name)
+                kept = raw.labels[np.isin(raw.ids, task.ids)]
+                lo, hi = float(kept.min()), float(kept.max())
+            hyper = {"epochs": config.epochs, "learning_rate": variant.config.learning_rate,
+                     "batch_size": config.batch_size, "seed": config.seed, "refit_rows": len(task.ids)}
+            save_probe(run_dir / task_name / "probe",
+                       Probe(task=task_name, task_type=task.task_type, w=refit.w[slot, p, :bench.x.shape[1]],
+                             b=float(refit.b[slot, p]), mean=bench.mean, std=bench.std, label_min=lo,
+                             label_max=hi, hyperparameters=hyper))
 
 
 def evaluate(submission_file, annotation_path, config: Config, *, output_dir="results",

@@ -122,7 +122,7 @@ def stack_embeddings(benches: list[Benchmark], width: int | None = None) -> Embe
 
 def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
               learning_rates=(0.001,), label_fractions=(1.0,), seed: int = 42,
-              dim: int | None = None) -> ProbePlan:
+              dim: int | None = None, refit: bool = False) -> ProbePlan:
     """Build the padded probe plan for every task, label fraction, learning rate and fold.
 
     Folds follow ShuffleSplit(random_state=seed) per task, exactly as the
@@ -138,8 +138,14 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
     dim = dim or bench.x.shape[1]
     sizes = [len(r) for r in bench.rows]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    if refit:
+        k_folds, label_fractions = 1, (1.0,)
     folds = []
     for task, n in zip(bench.tasks, sizes):
+        if refit:
+            everything = np.random.RandomState(seed).permutation(n)[None]
+            folds.append((everything, everything))
+            continue
         try:
             folds.append(shuffle_split(n, k_folds, seed))
         except InputError as e:

@@ -65,10 +65,12 @@ def phase_dir(output_dir: str | Path, phase: str) -> Path:
 
 
 def write_run(output_dir: str | Path, phase: str, method: str, scores: list[TaskScore], config: Config,
-              stamp: str | None = None) -> Path:
+              stamp: str | None = None, fill=None) -> Path:
     """Write a run folder `<output_dir>/<phase>/<method>_<stamp>/`; returns its path.
 
-    The folder is filled under a hidden temporary name and renamed into place,
+    `fill(folder)`, when given, adds files (plots, stored probes) to the run
+    folder before its summary is written. The folder is filled under a hidden
+    temporary name and renamed into place,
     so a run folder either is complete or does not exist; results_summary.json
     is also written last, the reference's sign of a complete run. An existing
     run folder is never overwritten: a clash gets the suffix _2, _3, ...
@@ -86,6 +88,8 @@ def write_run(output_dir: str | Path, phase: str, method: str, scores: list[Task
             task_dir = staging / check_name("task", s.name)
             task_dir.mkdir()
             (task_dir / f"{s.name}_result.json").write_text(json.dumps(result, indent=2))
+        if fill is not None:
+            fill(staging)
         q, acc = overall(scores)
         summary = {
             "experiment": base,
@@ -94,6 +98,8 @@ def write_run(output_dir: str | Path, phase: str, method: str, scores: list[Task
             "task_q_scores": {s.name: s.q_stat for s in scores},
             "task_acc_scores": {s.name: s.mean_score for s in scores},
             "config": config.to_dict(),
+            # neuco_jax extension: folds whose every epoch scored NaN (diverged), per task
+            "failed_folds": {s.name: s.failed_folds for s in scores},
         }
         for attempt in range(1, 1000):
             name = base if attempt == 1 else f"{base}_{attempt}"
