@@ -56,3 +56,24 @@ def test_stored_probe_round_trip_predicts_from_raw_embeddings(bench, tmp_path):
             assert np.corrcoef(pred, task.labels)[0, 1] > 0.5
         else:
             assert set(np.unique(probe.predict(raw))) <= {0, 1}
+
+
+def test_a_diverging_learning_rate_gives_nan_folds_and_the_run_completes(bench, tmp_path):
+    import json
+    config = Config(k_folds=3, epochs=2, batch_size=16, learning_rate=1e30, task_filter=("crops",))
+    run, = evaluate(bench.submissions["method_a"], bench.labels_dir, config, output_dir=tmp_path)
+    crops = run.scores[0]
+    assert np.isnan(crops.fold_scores).all() and np.isnan(crops.q_stat)
+    summary = json.loads((run.run_dir / "results_summary.json").read_text())
+    assert summary["failed_folds"] == {"crops": 3}
+
+
+def test_same_inputs_and_config_give_bit_identical_scores(bench, tmp_path):
+    config = Config(k_folds=3, epochs=2, batch_size=16)
+    a, = evaluate(bench.submissions["method_a"], bench.labels_dir, config, output_dir=tmp_path / "a")
+    b, = evaluate(bench.submissions["method_a"], bench.labels_dir, config, output_dir=tmp_path / "b")
+    for s, t in zip(a.scores, b.scores):
+        np.testing.assert_array_equal(s.fold_scores, t.fold_scores)
+    other, = evaluate(bench.submissions["method_a"], bench.labels_dir, Config(k_folds=3, epochs=2, batch_size=16,
+                                                                               seed=7), output_dir=tmp_path / "c")
+    assert any(not np.array_equal(s.fold_scores, t.fold_scores) for s, t in zip(a.scores, other.scores))
