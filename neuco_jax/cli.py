@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from neuco_jax.errors import NeucoError
+from neuco_jax.progress import Progress
 
 DEFAULT_DEMO_DIR = "neuco_demo"
 
@@ -65,6 +66,20 @@ def _leaderboard_parser(sub) -> None:
                         "or uniform (plain average rank)")
 
 
+def _report_parser(sub) -> None:
+    p = sub.add_parser("report", help="write a self-contained HTML report of a phase",
+                       description="Write <output_dir>/reports/<phase>/report.html (figures embedded, no external "
+                                   "files) with the leaderboard, per-task Q and scores with their spread over "
+                                   "folds, a task x run rank heatmap and each run's config; the figures are also "
+                                   "saved as PNG beside it.")
+    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root (default: results/)")
+    p.add_argument("--phase", default="results", help="phase to report (default: results)")
+    p.add_argument("--weighting", choices=("std", "uniform"), default="std",
+                   help="task weights of the ranking: std (reference, default) or uniform")
+    p.add_argument("--out", type=Path, default=None,
+                   help="HTML file to write (default: <output_dir>/reports/<phase>/report.html); PNGs go beside it")
+
+
 def _data_parsers(sub) -> None:
     p = sub.add_parser("convert", help="convert an embedding store to another format",
                        description="Read embeddings (CSV, Parquet, .npz, .npy + .ids.txt, zarr v3 group) and write "
@@ -85,7 +100,6 @@ def _data_parsers(sub) -> None:
     p.add_argument("--threads", type=int, default=4, help="reader threads (default: 4)")
     p.add_argument("--pca_sample", type=int, default=256, help="locations the PCA is fitted on (default: 256)")
     p.add_argument("--seed", type=int, default=0, help="for random and the PCA sample (default: 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
 
     p = sub.add_parser("validate", help="check a submission against a labels folder before evaluating it",
                        description="Report ids covered per task, duplicates, non-numeric / NaN / inf cells and "
@@ -113,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache_dir", default=None,
                         help="persistent compilation cache: a folder, or 'off' (default: $NEUCO_JAX_CACHE_DIR, "
                              "else ~/.cache/neuco_jax/xla); repeat runs of the same shapes skip compiling")
+    parser.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     multi = parser.add_argument_group("several processes or hosts (jax.distributed); the first process writes files")
     multi.add_argument("--distributed", action="store_true",
                        help="join a multi-process run detected from the environment (TPU pod, SLURM, Open MPI)")
@@ -123,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate_parser(sub)
     _sweep_parser(sub)
     _leaderboard_parser(sub)
+    _report_parser(sub)
     _data_parsers(sub)
     _demo_parser(sub)
     return parser
@@ -146,8 +162,10 @@ def cmd_evaluate(args) -> int:
     from neuco_jax.pipeline import evaluate
 
     config = load_config(args.config)
-    runs = evaluate(args.submission_file, args.annotation_path, config, output_dir=args.output_dir,
-                    method_name=args.method_name, phase=args.phase, exclude_file=args.exclude_file)
+    with Progress(quiet=args.quiet) as progress:
+        runs = evaluate(args.submission_file, args.annotation_path, config, output_dir=args.output_dir,
+                        method_name=args.method_name, phase=args.phase, exclude_file=args.exclude_file,
+                        progress=progress)
     _print_runs(runs)
     return 0
 
@@ -168,9 +186,10 @@ def cmd_sweep(args) -> int:
                              f"check --submissions_dir")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise InputError(f"--chunk_size {args.chunk_size}: expected a positive integer")
-    runs = sweep(files, args.annotation_path, config, output_dir=args.output_dir, phase=args.phase,
-                 method_names=args.method_names, exclude_file=args.exclude_file, chunk_size=args.chunk_size,
-                 write_leaderboard=True)
+    with Progress(quiet=args.quiet) as progress:
+        runs = sweep(files, args.annotation_path, config, output_dir=args.output_dir, phase=args.phase,
+                     method_names=args.method_names, exclude_file=args.exclude_file, chunk_size=args.chunk_size,
+                     write_leaderboard=True, progress=progress)
     _print_runs(runs)
     return 0
 
@@ -186,6 +205,13 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from neuco_jax.report import write_report
+
+    print(write_report(args.output_dir, args.phase, weighting=args.weighting, out=args.out))
+    return 0
+
+
 def cmd_convert(args) -> int:
     from neuco_jax.stores import convert
 
@@ -197,9 +223,10 @@ def cmd_convert(args) -> int:
 def cmd_embed(args) -> int:
     from neuco_jax.embed import embed
 
-    path = embed(args.data_root, args.output, encoder=args.encoder, dim=args.embedding_dim,
-                 modalities=args.modalities, seasons=args.seasons, batch_size=args.batch_size,
-                 threads=args.threads, pca_sample=args.pca_sample, seed=args.seed, quiet=args.quiet)
+    with Progress(quiet=args.quiet) as progress:
+        path = embed(args.data_root, args.output, encoder=args.encoder, dim=args.embedding_dim,
+                     modalities=args.modalities, seasons=args.seasons, batch_size=args.batch_size,
+                     threads=args.threads, pca_sample=args.pca_sample, seed=args.seed, progress=progress)
     print(f"wrote {path}")
     return 0
 
@@ -223,8 +250,9 @@ def cmd_demo(args) -> int:
     print(f"synthetic benchmark in {args.out / 'data'} ({time.perf_counter() - t0:.1f}s)")
     config = Config(k_folds=args.k_folds, epochs=args.epochs)
     output_dir = args.out / "results"
-    runs = sweep(list(bench.submissions.values()), bench.labels_dir, config, output_dir=output_dir,
-                 method_names=list(bench.submissions), phase="demo")
+    with Progress(quiet=args.quiet) as progress:
+        runs = sweep(list(bench.submissions.values()), bench.labels_dir, config, output_dir=output_dir,
+                     method_names=list(bench.submissions), phase="demo", progress=progress)
     method_of = {run.run_dir.name: run.name for run in runs}  # this invocation's runs
     print(f"evaluated {len(runs)} submissions in one pass: "
           + ", ".join(f"{k} {v:.2f}s" for k, v in runs[0].timings.items()))
@@ -251,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     warnings.formatwarning = _one_line_warnings
     commands = {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
-                "convert": cmd_convert, "embed": cmd_embed, "validate": cmd_validate, "demo": cmd_demo}
+                "report": cmd_report, "convert": cmd_convert, "embed": cmd_embed, "validate": cmd_validate,
+                "demo": cmd_demo}
     try:
         from neuco_jax.runtime import enable_compilation_cache, initialize_distributed
         enable_compilation_cache(args.cache_dir)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +9,13 @@ import numpy as np
 from neuco_jax import encoders
 from neuco_jax.datacube import CubeReader
 from neuco_jax.errors import InputError
+from neuco_jax.progress import Progress
 from neuco_jax.stores import write_embeddings
 
 
 def embed(data_root, output, *, encoder: str = "mean", dim: int = 1024, modalities=None, seasons=None,
           batch_size: int = 16, threads: int = 4, pca_sample: int = 256, seed: int = 0,
-          quiet: bool = False) -> Path:
+          progress: Progress | None = None) -> Path:
     """Embed every location of an SSL4EO-S12-downstream-style datacube folder and write a submission.
 
     Args:
@@ -28,7 +27,7 @@ def embed(data_root, output, *, encoder: str = "mean", dim: int = 1024, modaliti
       batch_size, threads: locations per batch and reader threads; memory stays at a few batches.
       pca_sample: locations the PCA is fitted on.
       seed: for `random` and the PCA sample.
-      quiet: no progress lines on stderr.
+      progress: where progress is shown (default: nowhere).
 
     Returns:
       The written path.
@@ -45,29 +44,24 @@ def embed(data_root, output, *, encoder: str = "mean", dim: int = 1024, modaliti
                          f"expect <modality>/part-*/<id>.zarr.zip")
     x = np.zeros((len(ids), dim), np.float32)
     row = {i: r for r, i in enumerate(ids)}
-    t0 = time.perf_counter()
-
-    def progress(done: int, stage: str) -> None:
-        if not quiet:
-            rate = done / max(time.perf_counter() - t0, 1e-9)
-            print(f"\r{stage}: {done}/{len(ids)} locations ({rate:.1f}/s)", end="", file=sys.stderr, flush=True)
-
     if encoder == "random":
         x[:] = encoders.random_embedding(ids, dim, seed)
     else:
         project = lambda cubes: encoders.mean_std_embedding(cubes, dim)  # noqa: E731
-        if encoder == "pca":
-            rng = np.random.default_rng(seed)
-            sample = sorted(rng.choice(ids, size=min(pca_sample, len(ids)), replace=False))
-            features = [np.asarray(encoders.pooled(cubes)) for _, cubes in reader.batches(batch_size, ids=sample)]
-            pca = encoders.fit_pca(np.concatenate(features), dim)
-            project = lambda cubes: encoders.pca_embedding(cubes, pca, dim)  # noqa: E731
-        done = 0
-        for batch_ids, cubes in reader.batches(batch_size):
-            x[[row[i] for i in batch_ids]] = np.asarray(project(cubes))
-            done += len(batch_ids)
-            progress(done, f"embed ({encoder})")
-        if not quiet:
-            print(file=sys.stderr)
+        with (progress or Progress(quiet=True)) as bar:
+            if encoder == "pca":
+                rng = np.random.default_rng(seed)
+                sample = sorted(rng.choice(ids, size=min(pca_sample, len(ids)), replace=False))
+                features = []
+                with bar.stage("pca fit", -(-len(sample) // batch_size)) as step:
+                    for _, cubes in reader.batches(batch_size, ids=sample):
+                        features.append(np.asarray(encoders.pooled(cubes)))
+                        step()
+                pca = encoders.fit_pca(np.concatenate(features), dim)
+                project = lambda cubes: encoders.pca_embedding(cubes, pca, dim)  # noqa: E731
+            with bar.stage(f"embed {encoder}", -(-len(ids) // batch_size)) as step:
+                for batch_ids, cubes in reader.batches(batch_size):
+                    x[[row[i] for i in batch_ids]] = np.asarray(project(cubes))
+                    step()
     write_embeddings(Path(output), np.asarray(ids, dtype=object), x)
     return Path(output)

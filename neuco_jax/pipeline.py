@@ -23,6 +23,7 @@ from neuco_jax.errors import InputError
 from neuco_jax.plan import Embeddings, coverage, make_plan, stack_embeddings
 from neuco_jax.plots import write_task_plots
 from neuco_jax.probes import Probe, save_probe
+from neuco_jax.progress import Progress
 from neuco_jax.runtime import is_writer, select_devices
 from neuco_jax.scores import TaskScore, task_score
 
@@ -84,7 +85,7 @@ def _chunks(n: int, chunk_size: int):
 
 def sweep(submission_files, annotation_path, config: Config, *, output_dir="results", phase: str = "results",
           method_names=None, exclude_file=None, chunk_size: int | None = None,
-          write_leaderboard: bool | None = None) -> list[RunResult]:
+          write_leaderboard: bool | None = None, progress: Progress | None = None) -> list[RunResult]:
     """Evaluate several submissions, and every ablation variant of each, in one compiled program.
 
     Each reported run gets its own run folder, exactly as `evaluate` writes it,
@@ -101,6 +102,7 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
         this size with the same executable. Default: as many as fit in ~1 GiB.
       write_leaderboard: rebuild the phase's leaderboard at the end; default:
         the config's `update_leaderboard`.
+      progress: where stage progress is shown (default: nowhere).
 
     Returns:
       One RunResult per (method, ablation variant), methods in the given order.
@@ -135,54 +137,61 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     chunk_size = min(chunk_size, len(methods))
     timings["load"] += time.perf_counter() - t0
 
-    plans = {}  # coverage -> plan: methods covering the same ids share folds, orders and init
-    out: dict[tuple[int, int], RunResult] = {}  # (method, variant) -> run, sorted at the end
-    for chunk in _chunks(len(methods), chunk_size):
-        t0 = time.perf_counter()
-        benches: list[tuple[int, Benchmark]] = []
-        loaded = {}
-        for m in chunk:
-            i, d = methods[m]
-            if i not in loaded:
-                loaded = {i: load_submission(files[i], valid_ids=valid_ids, embedding_dim=config.embedding_dim,
-                                             exclude_file=exclude_file)}
-            ids, x = loaded[i]
-            bench = prepare(tasks, ids, x[:, :d] if d else x, standardize=config.standardize_embeddings,
-                            normalize_labels=config.normalize_labels, task_filter=config.task_filter)
-            benches.append((m, bench))
-        timings["load"] += time.perf_counter() - t0
-
-        for cov, group in itertools.groupby(sorted(benches, key=lambda mb: coverage(mb[1])),
-                                            key=lambda mb: coverage(mb[1])):
-            group = list(group)
+    n_variants = len(lrs) * len(fractions) * len(_grid(config)[3])
+    with (progress or Progress(quiet=True)) as bar, bar.stage("load", len(methods)) as loaded_one, \
+            bar.stage("train", -(-len(methods) // chunk_size)) as trained_one, \
+            bar.stage("write", len(methods) * n_variants) as wrote_one:
+        plans = {}  # coverage -> plan: methods covering the same ids share folds, orders and init
+        out: dict[tuple[int, int], RunResult] = {}  # (method, variant) -> run, sorted at the end
+        for chunk in _chunks(len(methods), chunk_size):
             t0 = time.perf_counter()
-            if cov not in plans:
-                plans[cov] = make_plan(group[0][1], k_folds=config.k_folds, epochs=config.epochs,
-                                       batch_size=config.batch_size, learning_rates=lrs,
-                                       label_fractions=fractions, seed=config.seed, dim=width)
-            plan = plans[cov]
-            # Pad to the chunk size by repeating a method: every pass has the same shapes.
-            padded = [b for _, b in group] + [group[-1][1]] * (chunk_size - len(group))
-            emb = stack_embeddings(padded, width)
-            timings["load"] += time.perf_counter() - t0
-            probes = _run(plan, emb, config, timings)
-            refit = None
-            if config.store_probes:
-                refit_plan = make_plan(group[0][1], k_folds=1, epochs=config.epochs, batch_size=config.batch_size,
-                                       learning_rates=lrs, seed=config.seed, dim=width, refit=True)
-                refit = _run(refit_plan, emb, config, timings)
-            t0 = time.perf_counter()
-            for slot, (m, bench) in enumerate(group):
+            benches: list[tuple[int, Benchmark]] = []
+            loaded = {}
+            for m in chunk:
                 i, d = methods[m]
-                for v, variant in enumerate(_variants(config, names[i], d)):
-                    scores = _variant_scores(plan, probes, slot, variant, bench)
-                    extras = partial(_write_extras, config=config, plan=plan, probes=probes, refit=refit,
-                                     slot=slot, variant=variant, bench=bench, raw_tasks=tasks)
-                    # In a multi-process run every process holds all scores; the first writes them.
-                    run_dir = (results.write_run(output_dir, phase, variant.name, scores, variant.config, fill=extras)
-                               if is_writer() else None)
-                    out[m, v] = RunResult(variant.name, run_dir, scores, variant.config, timings)
-            timings["write"] += time.perf_counter() - t0
+                if i not in loaded:
+                    loaded = {i: load_submission(files[i], valid_ids=valid_ids, embedding_dim=config.embedding_dim,
+                                                 exclude_file=exclude_file)}
+                ids, x = loaded[i]
+                bench = prepare(tasks, ids, x[:, :d] if d else x, standardize=config.standardize_embeddings,
+                                normalize_labels=config.normalize_labels, task_filter=config.task_filter)
+                benches.append((m, bench))
+                loaded_one()
+            timings["load"] += time.perf_counter() - t0
+
+            for cov, group in itertools.groupby(sorted(benches, key=lambda mb: coverage(mb[1])),
+                                                key=lambda mb: coverage(mb[1])):
+                group = list(group)
+                t0 = time.perf_counter()
+                if cov not in plans:
+                    plans[cov] = make_plan(group[0][1], k_folds=config.k_folds, epochs=config.epochs,
+                                           batch_size=config.batch_size, learning_rates=lrs,
+                                           label_fractions=fractions, seed=config.seed, dim=width)
+                plan = plans[cov]
+                # Pad to the chunk size by repeating a method: every pass has the same shapes.
+                padded = [b for _, b in group] + [group[-1][1]] * (chunk_size - len(group))
+                emb = stack_embeddings(padded, width)
+                timings["load"] += time.perf_counter() - t0
+                probes = _run(plan, emb, config, timings)
+                trained_one()
+                refit = None
+                if config.store_probes:
+                    refit_plan = make_plan(group[0][1], k_folds=1, epochs=config.epochs, batch_size=config.batch_size,
+                                           learning_rates=lrs, seed=config.seed, dim=width, refit=True)
+                    refit = _run(refit_plan, emb, config, timings)
+                t0 = time.perf_counter()
+                for slot, (m, bench) in enumerate(group):
+                    i, d = methods[m]
+                    for v, variant in enumerate(_variants(config, names[i], d)):
+                        scores = _variant_scores(plan, probes, slot, variant, bench)
+                        extras = partial(_write_extras, config=config, plan=plan, probes=probes, refit=refit,
+                                         slot=slot, variant=variant, bench=bench, raw_tasks=tasks)
+                        # In a multi-process run every process holds all scores; the first writes them.
+                        run_dir = (results.write_run(output_dir, phase, variant.name, scores, variant.config, fill=extras)
+                                   if is_writer() else None)
+                        out[m, v] = RunResult(variant.name, run_dir, scores, variant.config, timings)
+                        wrote_one()
+                timings["write"] += time.perf_counter() - t0
 
     board = None
     if is_writer() and (config.update_leaderboard if write_leaderboard is None else write_leaderboard):
@@ -262,7 +271,8 @@ def _write_extras(run_dir: Path, *, config: Config, plan, probes: engine.ProbeSc
 
 
 def evaluate(submission_file, annotation_path, config: Config, *, output_dir="results",
-             method_name: str | None = None, phase: str = "results", exclude_file=None) -> list[RunResult]:
+             method_name: str | None = None, phase: str = "results", exclude_file=None,
+             progress: Progress | None = None) -> list[RunResult]:
     """Evaluate one submission on every task of a labels folder and write the reference's files.
 
     Args:
@@ -272,10 +282,11 @@ def evaluate(submission_file, annotation_path, config: Config, *, output_dir="re
       output_dir, phase: results go to `<output_dir>/<phase>/<method>_<timestamp>/`.
       method_name: defaults to the submission file's stem.
       exclude_file: optional list of ids to drop.
+      progress: where stage progress is shown (default: nowhere).
 
     Returns:
       One RunResult per run written: a single one, or one per ablation variant.
     """
     submission_file = Path(submission_file)
     return sweep([submission_file], annotation_path, config, output_dir=output_dir, phase=phase,
-                 method_names=[method_name or submission_file.stem], exclude_file=exclude_file)
+                 method_names=[method_name or submission_file.stem], exclude_file=exclude_file, progress=progress)

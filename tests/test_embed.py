@@ -21,8 +21,8 @@ def cubes(tmp_path_factory):
 def test_mean_baseline_beats_random_end_to_end(cubes, tmp_path, capsys):
     data = cubes.root / "data"
     for encoder, ext in (("mean", "parquet"), ("random", "csv")):
-        assert main(["embed", "--data_root", str(data), "--output", str(tmp_path / f"{encoder}.{ext}"),
-                     "--encoder", encoder, "--embedding_dim", "256", "--batch_size", "32", "--quiet"]) == 0
+        assert main(["--quiet", "embed", "--data_root", str(data), "--output", str(tmp_path / f"{encoder}.{ext}"),
+                     "--encoder", encoder, "--embedding_dim", "256", "--batch_size", "32"]) == 0
     config = tmp_path / "c.yaml"
     config.write_text(CONFIG)
     out = tmp_path / "results"
@@ -39,8 +39,8 @@ def test_mean_baseline_beats_random_end_to_end(cubes, tmp_path, capsys):
 def test_embed_writes_what_the_encoder_computes(cubes, tmp_path):
     data = cubes.root / "data"
     out = tmp_path / "mean.zarr"
-    assert main(["embed", "--data_root", str(data), "--output", str(out), "--modalities", "s2l2a",
-                 "--seasons", "summer", "--embedding_dim", "64", "--batch_size", "7", "--quiet"]) == 0
+    assert main(["--quiet", "embed", "--data_root", str(data), "--output", str(out), "--modalities", "s2l2a",
+                 "--seasons", "summer", "--embedding_dim", "64", "--batch_size", "7"]) == 0
     ids, x = read_embeddings(out)
     reader = CubeReader(data, modalities=("s2l2a",), seasons=("summer",))
     assert list(ids) == list(reader.ids)
