@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,8 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
         if value <= 0:
             raise ConfigError(f"config key 'probe_params.{key}': got {value}, expected a positive integer")
     lr = _expect(params["learning_rate"], (int, float), "probe_params.learning_rate", "a positive number")
-    if not lr > 0:
-        raise ConfigError(f"config key 'probe_params.learning_rate': got {lr}, expected a positive number")
+    if not 0 < lr < math.inf:
+        raise ConfigError(f"config key 'probe_params.learning_rate': got {lr}, expected a positive finite number")
     device = probe.get("device", raw.get("device", "auto"))
     if device not in DEVICES:
         raise ConfigError(f"config key 'probe_params.device': got {device!r}, expected one of {DEVICES}")
@@ -166,7 +167,9 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
         for name in task_filter:
             _expect(name, str, "task_filter", "a list of task names (strings)")
         task_filter = tuple(task_filter)
-    seed = _expect(raw.get("seed", 42), int, "seed", "an integer")
+    seed = _expect(raw.get("seed", 42), int, "seed", "an integer from 0 to 2**32 - 1")
+    if not 0 <= seed < 2**32:  # numpy's RandomState, which draws the folds, takes no other seed
+        raise ConfigError(f"config key 'seed': got {seed}, expected an integer from 0 to 2**32 - 1")
     ablations = _ablations(raw.get("ablations"), params["epochs"], source)
     fraction = _expect(raw.get("label_fraction", 1.0), (int, float), "label_fraction", "a number in (0, 1]")
     if not 0 < fraction <= 1:
@@ -189,7 +192,7 @@ def _ablations(raw: Any, epochs: int, source: str) -> Ablations:
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"{source}: unknown key 'ablations.{key}'{hint} (known: {', '.join(ABLATION_KEYS)})")
     checks = {
-        "learning_rates": ((int, float), lambda v: v > 0, "positive numbers"),
+        "learning_rates": ((int, float), lambda v: 0 < v < math.inf, "positive finite numbers"),
         "embedding_dims": (int, lambda v: v > 0, "positive integers"),
         "label_fractions": ((int, float), lambda v: 0 < v <= 1, "numbers in (0, 1]"),
         "epochs": (int, lambda v: 0 < v <= epochs, f"integers from 1 to probe_params.epochs ({epochs})"),
@@ -210,6 +213,26 @@ def _ablations(raw: Any, epochs: int, source: str) -> Ablations:
     return Ablations(**values)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (plain data only, no Python objects), refusing a key given twice in a mapping.
+
+    Plain safe loading keeps the last of two `k_folds:` lines without a word.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden by design
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)):
+                if key in seen:
+                    raise ConfigError(f"{self.name}: key '{key}' is given twice (line {key_node.start_mark.line + 1}); "
+                                      f"keep one")
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path) -> Config:
     """Read a reference-style YAML config file (safe loading only) into a Config."""
     path = Path(path)
@@ -218,7 +241,17 @@ def load_config(path: str | Path) -> Config:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config file ({e.strerror}); check the --config path") from None
     try:
-        raw = yaml.safe_load(text)
+        loader = _UniqueKeyLoader(text)
+        loader.name = str(path)
+        try:
+            raw = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    return config_from_dict(raw, source=str(path))
+    if raw is None:
+        raise ConfigError(f"{path}: the config file is empty; it needs at least 'k_folds' (see configs/linear.yaml)")
+    try:
+        return config_from_dict(raw, source=str(path))
+    except ConfigError as e:  # name the file in every message
+        raise ConfigError(str(e) if str(e).startswith(f"{path}:") else f"{path}: {e}") from None

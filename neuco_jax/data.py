@@ -7,12 +7,14 @@ label-file order) and a submission as `(ids, x)`; `prepare` joins them into the
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import logging
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -23,6 +25,13 @@ log = logging.getLogger(__name__)
 
 TASK_TYPES = {"classification": "classification", "cls": "classification",
               "regression": "regression", "regr": "regression"}
+# Cell texts that mean "no value" rather than "not a number": pyarrow's defaults (as pandas').
+MISSING_TEXTS = frozenset(v.lower() for v in pacsv.ConvertOptions().null_values) | {"nan", "+nan"}
+# Held-out rows are ceil(10%) of a task: below this many rows a regression fold holds out one row,
+# whose R^2 (SS_tot = 0) is undefined.
+MIN_REGRESSION_ROWS = 11
+# A task that the submission covers below this share gets a warning.
+LOW_COVERAGE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +45,7 @@ class Task:
     task_type: str  # "classification" or "regression"
     ids: np.ndarray
     labels: np.ndarray
+    path: Path | None = None  # the label file, for messages
 
     @property
     def is_classification(self) -> bool:
@@ -46,8 +56,100 @@ def _read_csv(path: Path, column_types: dict[str, pa.DataType] | None = None) ->
     try:
         return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=column_types or {}))
     except (pa.ArrowInvalid, OSError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(f"{path}: cannot be read as CSV ({first}); expect a comma-separated file with a header row") from None
+        raise _csv_error(path, e) from None
+
+
+def _csv_error(path: Path, e: Exception) -> InputError:
+    """One line for pyarrow's failure to read a CSV: an empty file, a ragged row (found by its line), or else."""
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if text == "Empty CSV file":
+        return InputError(f"{path}: the file is empty; expected a comma-separated file with a header row")
+    if "Expected" in text and "columns, got" in text:
+        line, fields, width = _ragged_line(path)
+        if line is not None:
+            return InputError(f"{path}: line {line} has {fields} fields but the header has {width}; give every row "
+                              f"one value per column (quote values that contain commas)")
+    return InputError(f"{path}: cannot be read as CSV ({text}); expect a comma-separated file with a header row")
+
+
+def _records(path: Path):
+    """(first line, fields) of every non-blank CSV record, header included, as pyarrow splits them."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        start = 1
+        for record in reader:
+            if record:  # pyarrow skips blank lines
+                yield start, record
+            start = reader.line_num + 1
+
+
+def _ragged_line(path: Path) -> tuple[int | None, int, int]:
+    """The first line whose field count differs from the header's: (line, fields, header fields)."""
+    width = None
+    for line, record in _records(path):
+        if width is None:
+            width = len(record)
+        elif len(record) != width:
+            return line, len(record), width
+    return None, 0, width or 0
+
+
+def locations(path: str | Path, rows) -> list[str]:
+    """Where data rows (0-based, header excluded) are in a file, for messages.
+
+    CSV: "line N" counting the header as line 1, as an editor shows it (found by
+    re-reading the file up to the last row asked for; used on error and warning
+    paths only). Other formats: "row index N".
+    """
+    path = Path(path)
+    rows = [int(r) for r in rows]
+    if not path.name.lower().endswith(".csv"):
+        return [f"row index {r}" for r in rows]
+    wanted, found = set(rows), {}
+    records = _records(path)
+    next(records, None)  # the header
+    for r, (line, _) in enumerate(records):
+        if r in wanted:
+            found[r] = line
+            if len(found) == len(wanted):
+                break
+    return [f"line {found[r]}" if r in found else f"data row {r + 1}" for r in rows]
+
+
+def _require_columns(path: Path, names: list[str], required: tuple[str, ...], fix: str) -> None:
+    """Raise unless every required column is present exactly once; spots a wrong delimiter."""
+    for column in required:
+        if column in names:
+            continue
+        if len(names) == 1:
+            for sep, what in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+                if sep in names[0]:
+                    raise InputError(f"{path}: the header {names[0]!r} is a single column: the file looks "
+                                     f"{what}-separated; write it comma-separated (pandas: df.to_csv(path, index=False))")
+        near = [n for n in names if n.strip().lower() == column]
+        found = f" (found {near[0]!r})" if near else ""
+        raise InputError(f"{path}: no '{column}' column{found}; {fix}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(f"{path}: column {repeated[0]!r} appears more than once in the header; rename or drop the copies")
+
+
+def coerce_numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A column as float64, the reference's way: cells that are not numbers become NaN.
+
+    Returns:
+      values: (n,) float64, NaN where the cell is missing or not a number;
+      non_numeric: (n,) bool, True where a cell holds text that is not a number
+      (empty cells, NaN and the usual missing-value markers such as NA are not counted).
+    """
+    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type) or pa.types.is_null(column.type) \
+            or pa.types.is_boolean(column.type):
+        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        return values, np.zeros(len(values), bool)
+    text = pd.Series(column.cast(pa.string()).to_pylist(), dtype=object)
+    values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
+    missing = text.isna().to_numpy() | text.str.strip().str.lower().isin(MISSING_TEXTS).to_numpy()
+    return values, np.isnan(values) & ~missing
 
 
 def load_labels(annotation_path: str | Path) -> list[Task]:
@@ -58,33 +160,17 @@ def load_labels(annotation_path: str | Path) -> list[Task]:
 
     Returns:
       The tasks; rows whose label is empty are skipped (and counted in a warning).
+
+    Raises:
+      InputError: naming the file (and the line where there is one) when a file
+        cannot be scored: a bad name or header, a non-numeric or infinite label,
+        an id labelled twice, fewer than 2 labelled rows, a classification label
+        other than 0/1 or a single class, or a regression label that never varies.
     """
     folder = Path(annotation_path)
     if not folder.is_dir():
         raise InputError(f"{folder}: labels folder not found; pass the folder of <task>__<type>.csv files as --annotation_path")
-    tasks = []
-    for path in sorted(folder.glob("*.csv")):
-        name, sep, kind = path.stem.partition("__")
-        if not sep:
-            raise InputError(f"{path}: label file name must be <task_name>__<task_type>.csv (e.g. biomass_mean__regression.csv)")
-        if kind not in TASK_TYPES:
-            raise InputError(f"{path}: unknown task type '{kind}'; rename the file to end in one of "
-                             f"{', '.join('__' + t for t in TASK_TYPES)}")
-        table = _read_csv(path, {"id": pa.string()})
-        for column in ("id", "label"):
-            if column not in table.column_names:
-                raise InputError(f"{path}: missing column '{column}'; label files need a header 'id,label'")
-        label = table["label"]
-        if not pa.types.is_integer(label.type) and not pa.types.is_floating(label.type) and label.null_count < len(label):
-            bad = next(v for v in label.to_pylist() if v not in (None, ""))
-            raise InputError(f"{path}: column 'label' holds non-numeric value {bad!r}; labels must be numbers")
-        labels = label.cast(pa.float64()).to_numpy(zero_copy_only=False) if label.null_count < len(label) \
-            else np.full(len(label), np.nan)
-        ids = np.asarray(table["id"].to_pylist(), dtype=object)
-        keep = ~np.isnan(labels)
-        if not keep.all():
-            warnings.warn(f"{path.name}: skipped {int((~keep).sum())} rows with an empty label", stacklevel=2)
-        tasks.append(Task(name=name, task_type=TASK_TYPES[kind], ids=ids[keep], labels=labels[keep]))
+    tasks = [_load_task(path) for path in sorted(folder.glob("*.csv"))]
     if not tasks:
         raise InputError(f"{folder}: no *.csv label files found; expect files named <task>__<type>.csv")
     names = [t.name for t in tasks]
@@ -92,6 +178,62 @@ def load_labels(annotation_path: str | Path) -> list[Task]:
         dup = sorted({n for n in names if names.count(n) > 1})
         raise InputError(f"{folder}: task {dup[0]!r} has more than one label file; keep one per task")
     return sorted(tasks, key=lambda t: t.name)
+
+
+def _load_task(path: Path) -> Task:
+    name, sep, kind = path.stem.partition("__")
+    if not sep:
+        raise InputError(f"{path}: label file name must be <task_name>__<task_type>.csv (e.g. biomass_mean__regression.csv)")
+    if kind not in TASK_TYPES:
+        raise InputError(f"{path}: unknown task type '{kind}'; rename the file to end in one of "
+                         f"{', '.join('__' + t for t in TASK_TYPES)}")
+    table = _read_csv(path, {"id": pa.string()})
+    _require_columns(path, table.column_names, ("id", "label"), "label files need a header row 'id,label'")
+    labels, non_numeric = coerce_numbers(table["label"])
+    if non_numeric.any():
+        r = int(np.argmax(non_numeric))
+        raise InputError(f"{path}: {locations(path, [r])[0]} has the non-numeric label "
+                         f"{table['label'][r].as_py()!r}; labels must be numbers (leave the cell empty to skip the row)")
+    ids = np.asarray(table["id"].to_pylist(), dtype=object)
+    keep = ~np.isnan(labels)
+    if not keep.all():
+        warnings.warn(f"{path}: skipped {plural(int((~keep).sum()), 'row')} with an empty label", stacklevel=3)
+    rows = np.flatnonzero(keep)  # file row of each kept label
+    ids, labels = ids[keep], labels[keep]
+    task = Task(name=name, task_type=TASK_TYPES[kind], ids=ids, labels=labels, path=path)
+
+    if len(ids) < 2:
+        raise InputError(f"{path}: {plural(len(ids), 'labelled row')}; a task needs at least 2 (one to train on, "
+                         f"one held out)")
+    if np.isinf(labels).any():
+        r = int(np.argmax(np.isinf(labels)))
+        raise InputError(f"{path}: {locations(path, [rows[r]])[0]} has the label {labels[r]}; labels must be finite")
+    _, first, inverse = np.unique(ids.astype(str), return_index=True, return_inverse=True)
+    again = np.flatnonzero(first[inverse] != np.arange(len(ids)))
+    if len(again):
+        r = again[0]
+        a, b = locations(path, [rows[first[inverse[r]]], rows[r]])
+        raise InputError(f"{path}: id {ids[r]!r} is labelled on {a} and on {b}; give each id one label")
+    if task.is_classification:
+        bad = ~np.isin(labels, (0.0, 1.0))
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise InputError(f"{path}: {locations(path, [rows[r]])[0]} has the label {labels[r]:g}; classification "
+                             f"labels must be 0 or 1 (name the file {name}__regression.csv if it is a regression)")
+    _check_labels_vary(task, str(path))
+    return task
+
+
+def _check_labels_vary(task: Task, where: str) -> None:
+    """Raise unless a task's labels have both classes (classification) or vary (regression)."""
+    if task.labels.min() != task.labels.max():
+        return
+    value = task.labels[0]
+    if task.is_classification:
+        raise InputError(f"{where}: every label is {value:g}; a classification task needs both classes 0 and 1 "
+                         f"(F1 of a single class is meaningless)")
+    raise InputError(f"{where}: every label is {value:g}; a regression task needs labels that vary "
+                     f"(min-max scaling would divide by zero and R^2 is undefined)")
 
 
 def clean_ids(ids: pa.Array) -> np.ndarray:
@@ -106,8 +248,7 @@ def _columns(path: Path) -> list[str]:
         with pacsv.open_csv(path, convert_options=pacsv.ConvertOptions(column_types={"id": pa.string()})) as r:
             return r.schema.names
     except (pa.ArrowInvalid, OSError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(f"{path}: cannot be read as CSV ({first}); expect a comma-separated file with a header row") from None
+        raise _csv_error(path, e) from None
 
 
 def _embedding_columns(columns: list[str]) -> list[str]:
@@ -123,7 +264,18 @@ def submission_width(path: str | Path) -> int:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: submission file not found; check --submission_file")
-    return stores.embedding_width(path)
+    return _require_width(path, stores.embedding_width(path))
+
+
+def _require_width(path: Path, width: int) -> int:
+    if width == 0:
+        raise InputError(f"{path}: no embedding columns besides 'id'; write one column per dimension, named 0..D-1")
+    return width
+
+
+def plural(n: int, word: str) -> str:
+    """'1 id', '2 ids': counts in messages."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def load_submission(path: str | Path, valid_ids=None, embedding_dim: int | None = None,
@@ -134,8 +286,19 @@ def load_submission(path: str | Path, valid_ids=None, embedding_dim: int | None 
     `.zarr`; layouts in `neuco_jax.stores`). For CSV and Parquet, columns whose
     names are all digits are the embedding, ordered by their integer value
     (0-based `0..D-1` and TerraTorch's 1-based `1..D` both work); without any,
-    every non-id column is used. Cells that are not numbers, and NaN, become 0.
-    Rows are then filtered by the exclude list and `valid_ids`.
+    every non-id column is used.
+
+    Ids lose surrounding whitespace (with a warning: the reference would keep it,
+    and such ids would silently match no label), then a trailing `.zarr.zip` or
+    `.zarr`. Rows are then filtered by the exclude list and `valid_ids`, keeping
+    file order. Of the kept rows:
+
+    - cells that are not numbers, and NaN, become 0 (as in the reference; the
+      reader warns with the count of non-numeric cells and the first one);
+    - an infinite value is an error naming its line (or row) and column: it
+      would turn the global standardisation into NaN;
+    - an id on several rows with identical values keeps its first row, with a
+      warning; with different values it is an error naming the id and both rows.
 
     Args:
       path: the submission store, with ids (CSV/Parquet: first column `id`).
@@ -146,41 +309,98 @@ def load_submission(path: str | Path, valid_ids=None, embedding_dim: int | None 
 
     Returns:
       ids: (n,) str, cleaned, in file order; x: (n, embedding_dim) float32.
+
+    Raises:
+      InputError: one line naming the file and, where there is one, the line
+        (CSV) or row index and column, and the fix.
     """
     from neuco_jax import stores  # imported here: stores builds on this module's CSV helpers
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: submission file not found; check --submission_file")
-    ids, x = stores.read_embeddings(path)  # x: (n_rows, found), a fresh array
-    found = x.shape[1]
+    raw_ids, x = stores.read_embeddings(path)  # x: (n_rows, found), a fresh array
+    found = _require_width(path, x.shape[1])
     dim = found if embedding_dim is None else embedding_dim
+    if not len(raw_ids):
+        raise InputError(f"{path}: no rows below the header; write one row per id")
     if found > dim:
         raise InputError(f"{path}: {found} embedding columns but embedding_dim is {dim}; "
                          f"raise embedding_dim in the config or drop columns")
 
-    ids = clean_ids(pa.array(ids, pa.string()))
-    keep = np.ones(len(ids), bool)
+    ids = _strip_ids(path, pa.array(raw_ids, pa.string()))
+    rows = np.arange(len(ids))  # file row of each kept row
     if exclude_file is not None:
         exclude_file = Path(exclude_file)
         if not exclude_file.is_file():
             raise InputError(f"{exclude_file}: exclude file not found; check --exclude_file")
         bad = {line.strip() for line in exclude_file.read_text().splitlines() if line.strip()}
-        keep &= np.fromiter((i not in bad for i in ids), bool, len(ids))
+        rows = rows[np.fromiter((i not in bad for i in ids), bool, len(ids))]
     if valid_ids is not None:
         valid_ids = set(valid_ids)
-        keep &= np.fromiter((i in valid_ids for i in ids), bool, len(ids))
-    if not keep.all():
-        ids, x = ids[keep], x[keep]
+        labelled = np.fromiter((i in valid_ids for i in ids), bool, len(ids))
+        if not labelled.any():
+            example = f" (e.g. {min(valid_ids)!r})" if valid_ids else ""
+            raise InputError(f"{path}: none of its {len(ids)} ids (e.g. {ids[0]!r}) is an id of the labels{example}; "
+                             f"the submission's 'id' column must hold the label files' ids")
+        rows = rows[labelled[rows]]
+        if not len(rows):
+            raise InputError(f"{path}: every row whose id is in the labels is listed in {exclude_file}; "
+                             f"check --exclude_file")
+    if len(rows) < len(ids):
+        ids, x = ids[rows], x[rows]
+    x[np.isnan(x)] = 0.0
+    _check_finite(path, x, rows)
+    ids, x = _drop_duplicates(path, ids, x, rows)
     if dim > found:
         x = np.concatenate([x, np.zeros((len(x), dim - found), np.float32)], axis=1)
-    x[np.isnan(x)] = 0.0
-    if len(set(ids)) < len(ids):  # a set is about 4x faster than np.unique on object arrays
-        unique, first = np.unique(ids, return_index=True)
-        warnings.warn(f"{path.name}: {len(ids) - len(unique)} duplicated ids; the first row of each is kept",
-                      stacklevel=2)
-        first.sort()
-        ids, x = ids[first], x[first]
     return ids, x
+
+
+def _strip_ids(path: Path, raw: pa.Array) -> np.ndarray:
+    """Ids without surrounding whitespace (with a warning) and without a .zarr/.zarr.zip suffix."""
+    stripped = pc.utf8_trim_whitespace(raw)
+    changed = np.asarray(pc.not_equal(raw, stripped).fill_null(False))
+    if changed.any():
+        r = int(np.argmax(changed))
+        warnings.warn(f"{path}: {plural(int(changed.sum()), 'id')} with surrounding whitespace, which is stripped before "
+                      f"matching the labels (first: {raw[r].as_py()!r} on {locations(path, [r])[0]})", stacklevel=3)
+    return clean_ids(stripped)
+
+
+def _check_finite(path: Path, x: np.ndarray, rows: np.ndarray) -> None:
+    """Raise at the first infinite value of x (kept rows; rows: their file rows)."""
+    bad = np.isinf(x)
+    if not bad.any():
+        return
+    r, c = np.argwhere(bad)[0]
+    from neuco_jax import stores
+    column = stores.column_names(path)[c]
+    raise InputError(f"{path}: {locations(path, [rows[r]])[0]}, column {column!r} holds {x[r, c]} "
+                     f"({plural(int(bad.sum()), 'infinite value')} in the rows scored; numbers beyond float32's "
+                     f"range read as inf), which would make the global standardisation NaN; replace them with "
+                     f"finite numbers")
+
+
+def _drop_duplicates(path: Path, ids: np.ndarray, x: np.ndarray, rows: np.ndarray):
+    """Keep the first row of ids repeated with identical values (warning); raise if their values differ."""
+    if len(set(ids)) == len(ids):  # a set is about 4x faster than np.unique on object arrays
+        return ids, x
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    first_of = first[inverse]  # (n,) the first row with each row's id
+    again = np.flatnonzero(first_of != np.arange(len(ids)))
+    differs = again[(x[again] != x[first_of[again]]).any(axis=1)]
+    if len(differs):
+        r = differs[0]
+        a, b = locations(path, [rows[first_of[r]], rows[r]])
+        n = len(set(ids[differs]))
+        raise InputError(f"{path}: id {ids[r]!r} is on {a} and on {b} with different values"
+                         f"{f' ({n} such ids in all)' if n > 1 else ''}; keep one row per id")
+    r = again[0]
+    a, b = locations(path, [rows[first_of[r]], rows[r]])
+    warnings.warn(f"{path}: {plural(len(set(ids[again])), 'id')} on more than one row with identical values "
+                  f"(first: {ids[r]!r} on {a} and {b}); the first row of each is kept", stacklevel=3)
+    keep = np.sort(first)
+    return ids[keep], x[keep]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,6 +427,12 @@ def prepare(tasks: list[Task], ids: np.ndarray, x: np.ndarray, *, standardize: b
     Standardisation uses ONE scalar mean and std over the whole kept matrix
     (not per dimension, not per task), std 0 treated as 1. Labels are min-max
     scaled per task after the join.
+
+    A task that the submission covers below half of its ids gets a warning
+    with the counts. It is an error when, after the join, a task has fewer than
+    2 rows, a regression task fewer than 11 (each fold would hold out a single
+    row, whose R^2 is undefined), a classification task one class only, or a
+    regression task one label value only.
     """
     if task_filter is not None:
         known = {t.name for t in tasks}
@@ -221,17 +447,39 @@ def prepare(tasks: list[Task], ids: np.ndarray, x: np.ndarray, *, standardize: b
         std = float(x.std(dtype=np.float64)) or 1.0
         x = ((x - mean) / std).astype(np.float32)
     index = {key: i for i, key in enumerate(ids)}
-    kept, rows = [], []
+    kept, rows, low = [], [], []
     for task in tasks:
         r = np.fromiter((index.get(i, -1) for i in task.ids), np.int64, len(task.ids))
         present = r >= 0
-        labels = task.labels[present]
-        if normalize_labels and len(labels):
-            lo, hi = labels.min(), labels.max()
-            labels = (labels - lo) / (hi - lo) if hi > lo else labels - lo
-        kept.append(dataclasses.replace(task, ids=task.ids[present], labels=labels))
+        joined = dataclasses.replace(task, ids=task.ids[present], labels=task.labels[present])
+        _check_joined(joined, len(task.ids))
+        if len(joined.ids) < LOW_COVERAGE * len(task.ids):
+            low.append(f"{task.name} {len(joined.ids)}/{len(task.ids)}")
+        if normalize_labels:
+            lo, hi = joined.labels.min(), joined.labels.max()
+            joined = dataclasses.replace(joined, labels=(joined.labels - lo) / (hi - lo))
+        kept.append(joined)
         rows.append(r[present].astype(np.int32))
-        if not present.any():
-            raise InputError(f"task '{task.name}': none of its {len(task.ids)} ids is in the submission; "
-                             f"check that the submission covers the labels' ids")
+    if low:
+        warnings.warn(f"the submission covers less than {LOW_COVERAGE:.0%} of the labelled ids of "
+                      f"{len(low)} task(s) ({', '.join(low)} ids); only covered ids are scored", stacklevel=2)
     return Benchmark(x=x, ids=ids, tasks=kept, rows=rows, mean=mean, std=std)
+
+
+def _check_joined(task: Task, labelled: int) -> None:
+    """Raise if a task, restricted to the submission's ids (`labelled` before), cannot be scored."""
+    n = len(task.ids)
+    where = f"task '{task.name}'" + (f" ({task.path})" if task.path else "")
+    if n == 0:
+        raise InputError(f"{where}: none of its {labelled} ids is in the submission; "
+                         f"check that the submission covers the labels' ids")
+    need = 2 if task.is_classification else MIN_REGRESSION_ROWS
+    if n < need:
+        why = ("one to train on, one held out" if need == 2 else
+               "below that a fold holds out a single row, whose R^2 is undefined")
+        have = (f"has only {plural(n, 'labelled row')}" if n == labelled else
+                f"has only {n} of its {labelled} ids in the submission")
+        fix = "add labels" if n == labelled else "cover more of its ids"
+        raise InputError(f"{where} {have}; a {task.task_type} task needs at least {need} ({why}); {fix} "
+                         f"or leave the task out with task_filter")
+    _check_labels_vary(task, f"{where}, restricted to the {n} ids the submission covers")

@@ -9,7 +9,8 @@ by the path's extension (`FORMATS`):
   .csv             header `id,0,..,D-1`, one row per id. Columns whose names
                    are all digits are the embedding, ordered by their integer
                    value (TerraTorch's 1-based `1..D` works too); without any,
-                   every non-id column. Cells that are not numbers read as NaN.
+                   every non-id column. Cells that are not numbers read as NaN
+                   (with a warning counting them and naming the first).
   .parquet, .pq    the same columns and rules as CSV (TerraTorch's export:
                    `id` plus float columns "1".."D"); written as `id`, "0".."D-1".
   .npz             arrays `ids` (N,) str and `embeddings` (N, D), as written by
@@ -35,16 +36,17 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from neuco_jax.data import _columns, _embedding_columns, _read_csv
+from neuco_jax.data import (_columns, _embedding_columns, _read_csv, _require_columns, coerce_numbers, locations,
+                            plural)
 from neuco_jax.errors import InputError
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz", ".npy": "npy", ".zarr": "zarr"}
@@ -123,11 +125,8 @@ def embedding_width(path: str | Path) -> int:
     """The embedding dimension D of a store, from its header or metadata where the format has one."""
     path = Path(path)
     fmt = format_of(path)
-    if fmt == "csv":
-        return len(_embedding_columns(_columns(path)))
-    if fmt == "parquet":
-        with _reading(path, "Parquet"):
-            return len(_embedding_columns(pq.read_schema(path).names))
+    if fmt in ("csv", "parquet"):
+        return len(column_names(path))
     if fmt == "npy":
         with _reading(path, ".npy"), open(path, "rb") as f:
             shape = _npy_shape(f)
@@ -142,6 +141,19 @@ def embedding_width(path: str | Path) -> int:
     if len(shape) != 2:
         raise InputError(f"{path}: embeddings have shape {shape}; expected a 2-D (rows, dims) matrix")
     return int(shape[1])
+
+
+def column_names(path: str | Path) -> list[str]:
+    """The name of each embedding column, in x's order: the header's for CSV and Parquet, else "0".."D-1"."""
+    path = Path(path)
+    fmt = format_of(path)
+    if fmt == "csv":
+        return _embedding_columns(_require_id(path, _columns(path)))
+    if fmt == "parquet":
+        with _reading(path, "Parquet"):
+            names = pq.read_schema(path).names
+        return _embedding_columns(_require_id(path, names))
+    return [str(j) for j in range(embedding_width(path))]
 
 
 # Reading ---------------------------------------------------------------------------------------
@@ -185,7 +197,11 @@ def _utf8(path: Path, ids: np.ndarray) -> np.ndarray:
 
 
 def _table_embeddings(path: Path, table: pa.Table, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """ids and x from a table with an `id` column and the given embedding columns."""
+    """ids and x from a table with an `id` column and the given embedding columns.
+
+    Cells that are not numbers become NaN, as in the reference; a warning counts
+    them and names the first (in row order).
+    """
     if table["id"].null_count:
         raise InputError(f"{path}: {table['id'].null_count} rows have no id; give every row an id")
     ids = np.asarray(table["id"].cast(pa.string()).to_pylist(), dtype=object)
@@ -194,21 +210,30 @@ def _table_embeddings(path: Path, table: pa.Table, columns: list[str]) -> tuple[
     # faster than one full transpose, 8x faster than strided column writes).
     x = np.empty((table.num_rows, len(columns)), np.float32)
     block = np.empty((max(1, min(128, len(columns))), table.num_rows), np.float32)
+    non_numeric, first = 0, None  # first: (row, column) of the first non-numeric cell
     for j0 in range(0, len(columns), len(block)):
         names = columns[j0:j0 + len(block)]
         for k, name in enumerate(names):
             col = table[name]
             if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
                 block[k] = col.to_numpy(zero_copy_only=False)
-            else:  # Non-numeric cells become NaN, as in the reference.
-                block[k] = pd.to_numeric(pd.Series(col.to_pylist()), errors="coerce").to_numpy(np.float64)
+            else:
+                block[k], bad = coerce_numbers(col)
+                if bad.any():
+                    non_numeric += int(bad.sum())
+                    cell = (int(np.argmax(bad)), j0 + k)
+                    first = min(first or cell, cell)
         x[:, j0:j0 + len(names)] = block[:len(names)].T
+    if non_numeric:
+        r, j = first
+        warnings.warn(f"{path}: {plural(non_numeric, 'non-numeric cell')} read as missing, which evaluate scores as 0 "
+                      f"(first: {locations(path, [r])[0]}, column {columns[j]!r}: {table[columns[j]][r].as_py()!r}); "
+                      f"fix them if they are not meant to be missing", stacklevel=4)
     return ids, x
 
 
 def _require_id(path: Path, names: list[str]) -> list[str]:
-    if "id" not in names:
-        raise InputError(f"{path}: no 'id' column; the first column of a submission must be named 'id'")
+    _require_columns(path, names, ("id",), "the first column of a submission must be named 'id'")
     return names
 
 
@@ -217,8 +242,8 @@ def _read_csv_store(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:  # Declared types skip pyarrow's type inference: about 40% faster.
         table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
             column_types={"id": pa.string(), **{c: pa.float32() for c in columns}}))
-    except pa.ArrowInvalid:  # some cell is not a number: read as text, coerced in _table_embeddings
-        table = _read_csv(path, {"id": pa.string()})
+    except pa.ArrowInvalid:  # some cell is not a number (or the file is malformed): read as text, coerced in
+        table = _read_csv(path, {"id": pa.string()})  # _table_embeddings, or a one-line error
     return _table_embeddings(path, table, columns)
 
 

@@ -20,7 +20,7 @@ def test_labels_folder_is_read_sorted_with_missing_labels_skipped(tmp_path):
     (tmp_path / "zeta__regr.csv").write_text("id,label\na,1.5\nb,\nc,2.5\n")
     (tmp_path / "alpha__cls.csv").write_text("id,label\nc,1\nb,0\n")
     (tmp_path / "notes.txt").write_text("ignored")
-    with pytest.warns(UserWarning, match="zeta__regr.csv: skipped 1 rows"):
+    with pytest.warns(UserWarning, match="zeta__regr.csv: skipped 1 row with an empty label"):
         tasks = load_labels(tmp_path)
     assert [(t.name, t.task_type) for t in tasks] == [("alpha", "classification"), ("zeta", "regression")]
     assert list(tasks[1].ids) == ["a", "c"] and list(tasks[1].labels) == [1.5, 2.5]
@@ -73,10 +73,12 @@ def test_ids_cleaned_filtered_excluded_and_bad_cells_zeroed(tmp_path):
                     "d,5.0,\n"
                     "e,6.0,7.0\n")
     (tmp_path / "exclude.txt").write_text("e\n\n")
-    ids, x = load_submission(path, valid_ids={"a", "b", "c", "d", "e"}, exclude_file=tmp_path / "exclude.txt")
+    with pytest.warns(UserWarning, match="s.csv: 1 non-numeric cell .*line 4, column '0': 'oops'"):
+        ids, x = load_submission(path, valid_ids={"a", "b", "c", "d", "e"}, exclude_file=tmp_path / "exclude.txt")
     assert list(ids) == ["a", "b", "c", "d"]
     np.testing.assert_array_equal(x, [[1, 2], [0, 3], [0, 4], [5, 0]])
-    ids, _ = load_submission(path, valid_ids={"c", "a"})
+    with pytest.warns(UserWarning, match="non-numeric"):
+        ids, _ = load_submission(path, valid_ids={"c", "a"})
     assert list(ids) == ["a", "c"]
 
 
@@ -97,18 +99,22 @@ def test_submission_without_id_column(tmp_path):
 
 def test_prepare_standardises_globally_and_normalises_labels_per_task():
     rng = np.random.default_rng(1)
-    ids = np.array(list("abcdefgh"), dtype=object)
-    x = rng.normal(3.0, 2.0, size=(8, 4)).astype(np.float32)
-    tasks = [Task("t1", "regression", np.array(["h", "a", "zz", "c"], dtype=object), np.array([5.0, 1.0, 9.0, 3.0])),
+    ids = np.array(list("abcdefghijklmnop"), dtype=object)
+    x = rng.normal(3.0, 2.0, size=(16, 4)).astype(np.float32)
+    t1_ids = np.array(list("hazcbdefgijk"), dtype=object)  # 'z' has no embedding
+    t1_labels = np.arange(12, 0, -1, dtype=np.float64) * 1.5
+    tasks = [Task("t1", "regression", t1_ids, t1_labels),
              Task("t2", "classification", np.array(["b", "d"], dtype=object), np.array([0.0, 1.0]))]
     bench = prepare(tasks, ids, x, task_filter=["t1"])
     expected = (x.astype(np.float64) - x.mean(dtype=np.float64)) / x.std(dtype=np.float64)
-    np.testing.assert_allclose(bench.x, expected, rtol=1e-6)
+    np.testing.assert_allclose(bench.x, expected, rtol=1e-6, atol=1e-6)
     assert [t.name for t in bench.tasks] == ["t1"]
     t1 = bench.tasks[0]
-    assert list(t1.ids) == ["h", "a", "c"]  # label-file order; 'zz' has no embedding
-    np.testing.assert_allclose(t1.labels, [1.0, 0.0, 0.5])  # (label - min) / (max - min) after the join
-    np.testing.assert_array_equal(bench.rows[0], [7, 0, 2])
+    covered = t1_ids != "z"
+    assert list(t1.ids) == list(t1_ids[covered])  # label-file order
+    kept = t1_labels[covered]
+    np.testing.assert_allclose(t1.labels, (kept - kept.min()) / (kept.max() - kept.min()))  # after the join
+    np.testing.assert_array_equal(bench.rows[0], [list(ids).index(i) for i in t1_ids[covered]])
 
     raw = prepare(tasks, ids, x, standardize=False, normalize_labels=False)
     np.testing.assert_array_equal(raw.x, x)

@@ -74,6 +74,7 @@ def test_load_submission_is_the_same_from_every_format(tmp_path):
     ids = np.array(["a.zarr.zip", "b.zarr", "c", "d", "e", "f", "c", "zz"], dtype=object)
     x = np.arange(24, dtype=np.float32).reshape(8, 3)
     x[1, 2] = np.nan
+    x[6] = x[2]  # 'c' twice with identical values: the first row is kept
     (tmp_path / "exclude.txt").write_text("e\n\n")
     valid = {"a", "b", "c", "d", "e", "f"}
     # Plain computation: clean ids, drop excluded and unknown ids, first of duplicates, NaN -> 0, pad to 5.
@@ -85,7 +86,7 @@ def test_load_submission_is_the_same_from_every_format(tmp_path):
         path = tmp_path / f"s{ext}"
         stores.write_embeddings(path, ids, x)
         assert submission_width(path) == 3
-        with pytest.warns(UserWarning, match=f"s{ext}: 1 duplicated ids"):
+        with pytest.warns(UserWarning, match=f"s{ext}: 1 id on more than one row with identical values"):
             got_ids, got = load_submission(path, valid_ids=valid, embedding_dim=5,
                                            exclude_file=tmp_path / "exclude.txt")
         assert list(got_ids) == want_ids, ext
