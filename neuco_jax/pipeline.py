@@ -256,7 +256,8 @@ def _write_extras(run_dir: Path, *, config: Config, plan, probes: engine.ProbeSc
                              probes.test_loss[slot, ps.start:ps.stop, :variant.epochs], y_test, logits)
         if refit is not None:
             # The refit plan has one entry per task, holding one probe per learning rate.
-            p = bench.tasks.index(task) * len(plan.learning_rates) + variant.lr_index
+            t = [other.name for other in bench.tasks].index(task_name)
+            p = t * len(plan.learning_rates) + variant.lr_index
             lo = hi = None
             if config.normalize_labels:
                 raw = next(r for r in raw_tasks if r.name == task_name)
