@@ -53,3 +53,18 @@ def test_cache_can_be_turned_off(bench, tmp_path):
     cmd = evaluate_cmd(bench, "off", tmp_path / "out", config)
     subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
     assert not (tmp_path / "off").exists()
+
+
+def test_two_runs_writing_the_same_phase_at_once_lose_nothing(bench, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    out = tmp_path / "shared"
+    cmds = [evaluate_cmd(bench, "off", out, config) + ["--method_name", "same"] for _ in range(2)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for cmd in cmds]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    runs = sorted((out / "results").iterdir())
+    assert len(runs) == 2 and all((r / "results_summary.json").is_file() for r in runs)
+    names = {json.loads((r / "results_summary.json").read_text())["experiment"] for r in runs}
+    assert names == {r.name for r in runs}  # each summary names its own folder
