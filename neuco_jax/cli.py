@@ -1,4 +1,4 @@
-"""`neuco-jax` command line: evaluate, sweep, leaderboard, convert, embed, validate, demo.
+"""`neuco-jax` command line: evaluate, sweep, leaderboard, report, convert, embed, validate, demo.
 
 `evaluate` takes the reference's flags unchanged (`python main.py ...` becomes
 `neuco-jax evaluate ...`). Bad input ends with one line on stderr and exit code 2.
