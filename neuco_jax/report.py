@@ -25,7 +25,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +35,7 @@ import numpy as np
 from neuco_jax.errors import InputError
 from neuco_jax.leaderboard import (ACC_PREFIX, Q_PREFIX, SUMMARY_FILE, aggregate_ranks,
                                    collect_runs, rank_runs)
-from neuco_jax.results import check_name
+from neuco_jax.results import atomic_write_bytes, check_name
 from neuco_jax.scores import q_statistic
 
 REPORT_FILE = "report.html"
@@ -100,8 +99,8 @@ def write_report(output_dir, phase, weighting="std", out=None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     figures = render_figures(results)
     for name, png in figures.items():
-        _atomic_write(out.parent / name, png)
-    _atomic_write(out, page_html(results, figures, out.parent).encode("ascii", "xmlcharrefreplace"))
+        atomic_write_bytes(out.parent / name, png)
+    atomic_write_bytes(out, page_html(results, figures, out.parent).encode("ascii", "xmlcharrefreplace"))
     return out
 
 
@@ -230,19 +229,6 @@ def _number(value, path, key):
         raise InputError(f"{path}: {key!r} holds {value!r}, expected a number; "
                          "re-run the evaluation of this method")
     return float(value)
-
-
-def _atomic_write(path, data):
-    """Writes bytes so that readers see either nothing or all of them (temporary file + rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # a report is for sharing; mkstemp's files are owner-only
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 # --- figures ----------------------------------------------------------------------------------

@@ -19,16 +19,22 @@ from neuco_jax.errors import InputError
 from neuco_jax.scores import TaskScore, overall
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers see either nothing or all of it (temporary file + rename)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        os.fchmod(fd, 0o644)  # results are for sharing; mkstemp's files are owner-only
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """atomic_write_bytes of UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def check_name(kind: str, name: str) -> str:
