@@ -98,6 +98,12 @@ def _expect(value: Any, kind: type | tuple[type, ...], key: str, what: str) -> A
     return value
 
 
+def _did_you_mean(key: Any, known) -> str:
+    """"; did you mean 'k'?" naming the known key closest to a misspelt one, or "" if none is close."""
+    close = difflib.get_close_matches(str(key), sorted(known), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
 def config_from_dict(raw: Any, source: str = "config") -> Config:
     """Validate a parsed YAML mapping and build a Config.
 
@@ -115,9 +121,8 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
         raise ConfigError(f"{source}: expected a YAML mapping of config keys, got {type(raw).__name__}")
     for key in raw:
         if key not in TOP_KEYS:
-            close = difflib.get_close_matches(str(key), sorted(TOP_KEYS), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            warnings.warn(f"{source}: unknown config key '{key}' is ignored{hint}", stacklevel=2)
+            warnings.warn(f"{source}: unknown config key '{key}' is ignored{_did_you_mean(key, TOP_KEYS)}",
+                          stacklevel=2)
     if "k_folds" not in raw:
         raise ConfigError(f"{source}: required key 'k_folds' is missing (e.g. 'k_folds: 40')")
 
@@ -132,7 +137,7 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
         raise ConfigError(f"config key 'probe_params': got {probe!r}, expected a mapping")
     for key in probe:
         if key not in PROBE_KEYS:
-            warnings.warn(f"{source}: unknown key 'probe_params.{key}' is ignored "
+            warnings.warn(f"{source}: unknown key 'probe_params.{key}' is ignored{_did_you_mean(key, PROBE_KEYS)} "
                           f"(known: {', '.join(sorted(PROBE_KEYS))})", stacklevel=2)
     params = {**PROBE_DEFAULTS, **{k: v for k, v in probe.items() if k in PROBE_DEFAULTS}}
 
@@ -188,9 +193,8 @@ def _ablations(raw: Any, epochs: int, source: str) -> Ablations:
         raise ConfigError(f"config key 'ablations': got {raw!r}, expected a mapping with keys {ABLATION_KEYS}")
     for key in raw:
         if key not in ABLATION_KEYS:
-            close = difflib.get_close_matches(str(key), ABLATION_KEYS, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"{source}: unknown key 'ablations.{key}'{hint} (known: {', '.join(ABLATION_KEYS)})")
+            raise ConfigError(f"{source}: unknown key 'ablations.{key}'{_did_you_mean(key, ABLATION_KEYS)} "
+                              f"(known: {', '.join(ABLATION_KEYS)})")
     checks = {
         "learning_rates": ((int, float), lambda v: 0 < v < math.inf, "positive finite numbers"),
         "embedding_dims": (int, lambda v: v > 0, "positive integers"),
