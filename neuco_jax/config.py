@@ -252,7 +252,9 @@ def load_config(path: str | Path) -> Config:
         finally:
             loader.dispose()
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where} ({str(e).splitlines()[0]})") from None
     if raw is None:
         raise ConfigError(f"{path}: the config file is empty; it needs at least 'k_folds' (see configs/linear.yaml)")
     try:

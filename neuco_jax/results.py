@@ -40,7 +40,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def check_name(kind: str, name: str) -> str:
     """Reject names that would place files outside output_dir (`..`, separators, absolute paths)."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or os.path.isabs(name):
-        raise InputError(f"{kind} {name!r} must be a plain folder name (no '/', '\\\\' or '..'); choose another --{kind}")
+        raise InputError(f"{kind} {name!r} must be a plain folder name (no slash, backslash or '..'); choose another --{kind}")
     return name
 
 
