@@ -23,14 +23,19 @@ def _evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate one embedding submission (the reference's main.py)",
                        description="Evaluate one embedding submission on every task of a labels folder; "
                                    "writes <output_dir>/<phase>/<method>_<timestamp>/ as NeuCo-Bench does.")
+    p.add_argument("--submission_file", type=Path, required=True,
+                   help="submission: .csv (id, then one column per dimension), .parquet, .npz, .npy or .zarr")
+    p.add_argument("--method_name", default=None, help="run name (default: the submission file's stem)")
+    _run_flags(p)
+
+
+def _run_flags(p) -> None:
+    """The flags evaluate and sweep share with the reference's main.py."""
     p.add_argument("--annotation_path", type=Path, required=True,
                    help="folder of <task>__<type>.csv label files (columns id,label)")
-    p.add_argument("--submission_file", type=Path, required=True,
-                   help="embedding CSV: column id, then one column per dimension")
     p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root (default: results/)")
     p.add_argument("--config", type=Path, default=Path("config.yaml"),
                    help="reference-style YAML config (default: config.yaml); see configs/linear.yaml")
-    p.add_argument("--method_name", default=None, help="run name (default: the submission file's stem)")
     p.add_argument("--phase", default="results", help="phase folder grouping runs (default: results)")
     p.add_argument("--exclude_file", type=Path, default=None, help="text file of ids to drop, one per line")
 
@@ -40,17 +45,12 @@ def _sweep_parser(sub) -> None:
                        description="Evaluate several submissions against one labels folder in one compiled "
                                    "program; each method (and each variant of the config's `ablations`) gets "
                                    "its own run folder, then the phase's leaderboard is rebuilt.")
-    p.add_argument("--annotation_path", type=Path, required=True,
-                   help="folder of <task>__<type>.csv label files (columns id,label)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--submissions", type=Path, nargs="+", help="submission files (any store format)")
     src.add_argument("--submissions_dir", type=Path,
                      help="a folder: every submission in it (.csv, .parquet, .npz, .npy, .zarr) is evaluated")
     p.add_argument("--method_names", nargs="+", default=None, help="one name per submission (default: file stems)")
-    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root (default: results/)")
-    p.add_argument("--config", type=Path, default=Path("config.yaml"), help="YAML config (default: config.yaml)")
-    p.add_argument("--phase", default="results", help="phase folder grouping runs (default: results)")
-    p.add_argument("--exclude_file", type=Path, default=None, help="text file of ids to drop, one per line")
+    _run_flags(p)
     p.add_argument("--chunk_size", type=int, default=None,
                    help="methods per compiled pass (default: as many as fit in about 1 GiB)")
 
