@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -146,6 +145,8 @@ def coerce_numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
             or pa.types.is_boolean(column.type):
         values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
         return values, np.zeros(len(values), bool)
+    import pandas as pd  # only for text columns; importing pandas costs every run 0.2-0.4 s
+
     text = pd.Series(column.cast(pa.string()).to_pylist(), dtype=object)
     values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
     missing = text.isna().to_numpy() | text.str.strip().str.lower().isin(MISSING_TEXTS).to_numpy()

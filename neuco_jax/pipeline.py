@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuco_jax import engine, leaderboard, results
+from neuco_jax import engine, results
 from neuco_jax.config import Ablations, Config
 from neuco_jax.data import Benchmark, load_labels, load_submission, prepare, submission_width
 from neuco_jax.errors import InputError
@@ -196,7 +196,9 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     board = None
     if is_writer() and (config.update_leaderboard if write_leaderboard is None else write_leaderboard):
         t0 = time.perf_counter()
-        board = leaderboard.write_leaderboard(output_dir, phase)
+        from neuco_jax.leaderboard import write_leaderboard  # pandas: imported only when needed
+
+        board = write_leaderboard(output_dir, phase)
         timings["write"] += time.perf_counter() - t0
     log.info("sweep of %d runs: %s", len(out), ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     return [dataclasses.replace(out[key], leaderboard=board) for key in sorted(out)]
