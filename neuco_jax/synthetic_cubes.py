@@ -196,7 +196,7 @@ def _s1(rng: np.random.Generator, forest: np.ndarray, crop: np.ndarray, urban: n
     Covers are (y, x) fractions, green is (t, y, x). Crops scatter more as they
     grow; bare soil more where it is wet.
     """
-    n_time, size = green.shape[0], green.shape[1]
+    size = green.shape[1]
     moisture = _smooth_fields(rng, 1, size, 4)[0]
     crop_db = np.stack([-12 + 3 * green, -20 + 6 * green], axis=1)  # (t, 2, y, x)
     bare_db = np.stack([-14 + 2 * moisture, -22 + 1.5 * moisture])[None]  # (1, 2, y, x)

@@ -113,7 +113,7 @@ def train_fold(dataset: RowDataset, train_idx: np.ndarray, test_idx: np.ndarray,
     opt = torch.optim.AdamW(probe.parameters(), lr=lr)
     # The best epoch's weights and the per-epoch loss curves are unused here, but the
     # reference keeps them (for probes and plots), so this loop does the same work.
-    best, best_state = -math.inf, None
+    best = -math.inf
     train_curve, test_curve = [], []
     for _ in range(epochs):
         probe.train()
@@ -136,7 +136,7 @@ def train_fold(dataset: RowDataset, train_idx: np.ndarray, test_idx: np.ndarray,
         test_curve.append(torch.stack(test_losses).mean().item())
         score = heldout_score(torch.cat(z), torch.cat(y), classification)
         if score > best:
-            best, best_state = score, {k: v.clone() for k, v in probe.state_dict().items()}
+            best, _best_state = score, {k: v.clone() for k, v in probe.state_dict().items()}
     return best
 
 

@@ -1,6 +1,5 @@
 """Probes sharded over several devices, and over several processes, give one device's scores."""
 
-import json
 import os
 import socket
 import subprocess
@@ -12,6 +11,8 @@ import pytest
 from neuco_jax.config import Config
 from neuco_jax.pipeline import evaluate
 from neuco_jax.synthetic import make_benchmark
+
+from conftest import evaluate_command, written_q
 
 CONFIG = "k_folds: 3\nprobe_params: {batch_size: 16, epochs: 2, learning_rate: 0.01}\n"
 
@@ -27,17 +28,6 @@ def one_device_q(bench, tmp_path):
     return {s.name: s.q_stat for s in run.scores}
 
 
-def cli(bench, out, config, *extra):
-    return [sys.executable, "-m", "neuco_jax", "--cache_dir", "off", *extra, "evaluate",
-            "--annotation_path", str(bench.labels_dir), "--submission_file", str(bench.submissions["method_a"]),
-            "--output_dir", str(out), "--config", str(config)]
-
-
-def written_q(out):
-    (summary,) = out.glob("results/*/results_summary.json")
-    return json.loads(summary.read_text())["task_q_scores"]
-
-
 def test_four_devices_give_the_one_device_scores(bench, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(CONFIG)
@@ -45,7 +35,7 @@ def test_four_devices_give_the_one_device_scores(bench, tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     probe = "import jax; print(len(jax.devices()))"
     assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout.strip() == "4"
-    subprocess.run(cli(bench, tmp_path / "four", config), env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(evaluate_command(bench, tmp_path / "four", config), env=env, check=True, capture_output=True, timeout=300)
     got = written_q(tmp_path / "four")
     expected = one_device_q(bench, tmp_path)
     assert got.keys() == expected.keys()
@@ -59,8 +49,8 @@ def test_two_processes_give_the_one_process_scores(bench, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
-    procs = [subprocess.Popen(cli(bench, tmp_path / "multi", config, "--coordinator_address", f"127.0.0.1:{port}",
-                                  "--num_processes", "2", "--process_id", str(i)),
+    procs = [subprocess.Popen(evaluate_command(bench, tmp_path / "multi", config, "--coordinator_address",
+                                               f"127.0.0.1:{port}", "--num_processes", "2", "--process_id", str(i)),
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=300)

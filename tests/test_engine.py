@@ -96,7 +96,6 @@ def test_best_epoch_logits_and_final_weights_match_the_plain_loop(toy_tasks):
     plan = make_plan(bench, k_folds=2, epochs=3, batch_size=16, learning_rates=(0.05,))
     emb = stack_embeddings([bench])
     got = engine.run_plan(plan, emb)
-    rows, xs = emb.sample_row[0], emb.x[0].astype(np.float64)
     for p in range(len(plan.n_train)):
         scores, (w, b), best_z = reference_fold(plan, emb, p, keep=True)
         np.testing.assert_allclose(got.w[0, p], w, atol=1e-4)

@@ -3,11 +3,12 @@
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from neuco_jax.synthetic import make_benchmark
+
+from conftest import evaluate_command, written_q
 
 CONFIG = "k_folds: 3\nprobe_params: {batch_size: 16, epochs: 2, learning_rate: 0.01}\n"
 
@@ -17,40 +18,29 @@ def bench(tmp_path_factory):
     return make_benchmark(tmp_path_factory.mktemp("bench"), n_ids=300, dim=12, n_methods=1)
 
 
-def evaluate_cmd(bench, cache, out, config):
-    return [sys.executable, "-m", "neuco_jax", "--cache_dir", str(cache), "evaluate",
-            "--annotation_path", str(bench.labels_dir), "--submission_file", str(bench.submissions["method_a"]),
-            "--output_dir", str(out), "--config", str(config)]
-
-
-def q_scores(out):
-    (summary,) = out.glob("results/*/results_summary.json")
-    return json.loads(summary.read_text())["task_q_scores"]
-
-
 def test_two_concurrent_runs_share_a_cache_and_a_third_reuses_it(bench, tmp_path):
     cache = tmp_path / "cache"
     config = tmp_path / "c.yaml"
     config.write_text(CONFIG)
     env = {**os.environ, "JAX_DEBUG_LOG_MODULES": "jax._src.compiler"}  # logs cache hits and misses
-    procs = [subprocess.Popen(evaluate_cmd(bench, cache, tmp_path / f"out{i}", config), env=env,
+    procs = [subprocess.Popen(evaluate_command(bench, tmp_path / f"out{i}", config, cache=cache), env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
     entries = sorted(p.name for p in cache.iterdir() if p.name.endswith("-cache"))
     assert len(entries) == 1  # one program, written once
-    third = subprocess.run(evaluate_cmd(bench, cache, tmp_path / "out2", config), env=env,
+    third = subprocess.run(evaluate_command(bench, tmp_path / "out2", config, cache=cache), env=env,
                            capture_output=True, text=True, timeout=300, check=True)
     assert "persistent compilation cache hit for 'jit__train_and_score'" in third.stderr.lower()
-    assert q_scores(tmp_path / "out0") == q_scores(tmp_path / "out1") == q_scores(tmp_path / "out2")
+    assert written_q(tmp_path / "out0") == written_q(tmp_path / "out1") == written_q(tmp_path / "out2")
     assert sorted(p.name for p in cache.iterdir() if p.name.endswith("-cache")) == entries
 
 
 def test_cache_can_be_turned_off(bench, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(CONFIG)
-    cmd = evaluate_cmd(bench, "off", tmp_path / "out", config)
+    cmd = evaluate_command(bench, tmp_path / "out", config, cache="off")
     subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
     assert not (tmp_path / "off").exists()
 
@@ -59,7 +49,7 @@ def test_two_runs_writing_the_same_phase_at_once_lose_nothing(bench, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(CONFIG)
     out = tmp_path / "shared"
-    cmds = [evaluate_cmd(bench, "off", out, config) + ["--method_name", "same"] for _ in range(2)]
+    cmds = [evaluate_command(bench, out, config, cache="off") + ["--method_name", "same"] for _ in range(2)]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for cmd in cmds]
     for p in procs:
         _, err = p.communicate(timeout=300)
