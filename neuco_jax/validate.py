@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
-from neuco_jax.data import _columns, _embedding_columns, clean_ids, load_labels
+from neuco_jax.data import _columns, _embedding_columns, _read_csv, clean_ids, coerce_numbers, load_labels
 from neuco_jax.errors import InputError
 from neuco_jax.stores import format_of, read_embeddings
 
@@ -46,19 +45,12 @@ class Report:
 def _raw_csv(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
     """ids (uncleaned) and the embedding matrix as float64 with NaN kept; plus the non-numeric cell count."""
     columns = _embedding_columns(_columns(path))
-    table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={"id": pa.string()}))
+    table = _read_csv(path, {"id": pa.string()})
     x = np.empty((table.num_rows, len(columns)), np.float64)
     non_numeric = 0
     for j, name in enumerate(columns):
-        col = table[name]
-        if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
-            x[:, j] = col.to_numpy(zero_copy_only=False)
-        else:
-            text = pd.Series(col.to_pylist(), dtype=object)
-            values = pd.to_numeric(text, errors="coerce")
-            blank = text.isna() | (text.astype(str).str.strip().str.lower().isin(["", "nan"]))
-            non_numeric += int((values.isna() & ~blank).sum())
-            x[:, j] = values.to_numpy(np.float64)
+        x[:, j], bad = coerce_numbers(table[name])
+        non_numeric += int(bad.sum())
     return np.asarray(table["id"].to_pylist(), dtype=object), x, non_numeric
 
 
