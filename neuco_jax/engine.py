@@ -102,12 +102,20 @@ def _adamw() -> optax.GradientTransformation:
     return optax.chain(_scale_by_adam_exact_bias(), optax.add_decayed_weights(WEIGHT_DECAY))
 
 
-def _probe_loss(params, xb, yb, mask, is_cls):
-    """Mean loss over the real rows of one probe's minibatch. xb: (batch, dim); yb, mask: (batch,)."""
-    w, b = params
-    z = xb @ w + b
-    per_row = jnp.where(is_cls, optax.sigmoid_binary_cross_entropy(z, yb), (z - yb) ** 2)
-    return jnp.sum(per_row * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+def _loss_and_grad(p, xb, yb, mask, is_cls):
+    """Batch-mean loss and its gradient for every probe of a group.
+
+    p: (group, dim + 1), the weights with the bias as last column, so one AdamW
+    update covers both; xb: (group, batch, dim); yb, mask: (group, batch).
+    d loss / d z is (sigmoid(z) - y) / n for BCE and 2 (z - y) / n for MSE, and
+    the linear model's gradient is [xb^T dz, sum(dz)].
+    """
+    w, b = p[:, :-1], p[:, -1]
+    z = jnp.einsum("kbd,kd->kb", xb, w) + b[:, None]
+    n = jnp.maximum(mask.sum(-1, keepdims=True), 1.0)
+    loss = jnp.sum(mask * jnp.where(is_cls, optax.sigmoid_binary_cross_entropy(z, yb), (z - yb) ** 2), -1) / n[:, 0]
+    dz = mask * jnp.where(is_cls, jax.nn.sigmoid(z) - yb, 2.0 * (z - yb)) / n
+    return loss, jnp.concatenate([jnp.einsum("kbd,kb->kd", xb, dz), dz.sum(-1, keepdims=True)], axis=1)
 
 
 def _per_probe(v, leaf):
@@ -150,7 +158,6 @@ def _train_and_score(x, sample_row, dims, y, order, n_train, test, n_test, is_cl
     TRACE_COUNT += 1
     tx = _adamw()
     lane = jnp.arange(batch_size)
-    grad_fn = jax.vmap(jax.value_and_grad(_probe_loss), in_axes=(0, 0, 0, 0, None))
     dim = x.shape[-1]
 
     def method(args):
@@ -180,15 +187,15 @@ def _train_and_score(x, sample_row, dims, y, order, n_train, test, n_test, is_cl
                     idx = jax.lax.dynamic_slice_in_dim(order_e, s * batch_size, batch_size, axis=1)
                     mask = jnp.broadcast_to(s * batch_size + lane < n_train, idx.shape).astype(x.dtype)
                     xb, yb = gather(idx)
-                    loss, grads = grad_fn(params, xb, yb, mask, is_cls)
+                    loss, grads = _loss_and_grad(params, xb, yb, mask, is_cls)
                     updates, state = jax.vmap(tx.update)(grads, state, params)
-                    params = jax.tree.map(lambda p, u: p - _per_probe(lr, p) * u, params, updates)
+                    params = params - lr[:, None] * updates
                     return params, state, loss_sum + loss
 
                 params, state, best_score, best_z = carry
                 # A loop of the entry's own length: no padding step ever touches its probes.
                 params, state, loss_sum = jax.lax.fori_loop(0, n_steps, step, (params, state, jnp.zeros(group)))
-                w, b = params
+                w, b = params[:, :-1], params[:, -1]
 
                 def chunk_logits(c):  # held-out logits in batch-sized chunks bound the gather's memory
                     idx = jax.lax.dynamic_slice_in_dim(test, c * batch_size, batch_size, axis=1)
@@ -204,11 +211,11 @@ def _train_and_score(x, sample_row, dims, y, order, n_train, test, n_test, is_cl
                 best_z = jnp.where(better[:, None], z, best_z)
                 return (params, state, best_score, best_z), (score, loss_sum / n_steps, test_loss)
 
-            params = (w0 * w_scale, b0 * scale)
+            params = jnp.concatenate([w0 * w_scale, (b0 * scale)[:, None]], axis=1)
             state = jax.vmap(tx.init)(params)
             carry = (params, state, jnp.full(group, -jnp.inf), jnp.zeros(test.shape, x.dtype))
             (params, _, _, best_z), per_epoch = jax.lax.scan(epoch, carry, jnp.moveaxis(order, 1, 0))
-            return per_epoch + (best_z,) + params  # (epochs, group) x 3, (group, test_slots), w, b
+            return per_epoch + (best_z, params[:, :-1], params[:, -1])  # (epochs, group) x 3, (group, test_slots), w, b
 
         # Entries run one after another (a task's rows stay in cache while all its
         # probes train); the probes of an entry are vmapped (and sharded over devices).
