@@ -139,6 +139,7 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
 
     n_variants = len(lrs) * len(fractions) * len(_grid(config)[3])
     with (progress or Progress(quiet=True)) as bar, bar.stage("load", len(methods)) as loaded_one, \
+            bar.stage("compile", -(-len(methods) // chunk_size)) as compiled_one, \
             bar.stage("train", -(-len(methods) // chunk_size)) as trained_one, \
             bar.stage("write", len(methods) * n_variants) as wrote_one:
         plans = {}  # coverage -> plan: methods covering the same ids share folds, orders and init
@@ -172,13 +173,13 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
                 padded = [b for _, b in group] + [group[-1][1]] * (chunk_size - len(group))
                 emb = stack_embeddings(padded, width)
                 timings["load"] += time.perf_counter() - t0
-                probes = _run(plan, emb, config, timings)
+                probes = _run(plan, emb, config, timings, compiled_one)
                 trained_one()
                 refit = None
                 if config.store_probes:
                     refit_plan = make_plan(group[0][1], k_folds=1, epochs=config.epochs, batch_size=config.batch_size,
                                            learning_rates=lrs, seed=config.seed, dim=width, refit=True)
-                    refit = _run(refit_plan, emb, config, timings)
+                    refit = _run(refit_plan, emb, config, timings, lambda: None)
                 t0 = time.perf_counter()
                 for slot, (m, bench) in enumerate(group):
                     i, d = methods[m]
@@ -204,10 +205,11 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     return [dataclasses.replace(out[key], leaderboard=board) for key in sorted(out)]
 
 
-def _run(plan, emb: Embeddings, config: Config, timings: dict) -> engine.ProbeScores:
+def _run(plan, emb: Embeddings, config: Config, timings: dict, compiled_one) -> engine.ProbeScores:
     t0 = time.perf_counter()
     compiled = engine.compile_plan(plan, emb, select_devices(config.device))
     timings["compile"] += time.perf_counter() - t0
+    compiled_one()
     t0 = time.perf_counter()
     probes = engine.run_plan(plan, emb, compiled)
     timings["train"] += time.perf_counter() - t0
