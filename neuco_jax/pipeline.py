@@ -124,7 +124,7 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     t0 = time.perf_counter()
     tasks = load_labels(annotation_path)
     valid_ids = {i for t in tasks for i in t.ids}
-    lrs, dims, fractions, _ = _grid(config)
+    lrs, dims, fractions, epoch_points = _grid(config)
     widths = [config.embedding_dim or submission_width(f) for f in files]
     for f, w in zip(files, widths):
         if any(d is not None and d > w for d in dims):
@@ -137,7 +137,7 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     chunk_size = min(chunk_size, len(methods))
     timings["load"] += time.perf_counter() - t0
 
-    n_variants = len(lrs) * len(fractions) * len(_grid(config)[3])
+    n_variants = len(lrs) * len(fractions) * len(epoch_points)
     with (progress or Progress(quiet=True)) as bar, bar.stage("load", len(methods)) as loaded_one, \
             bar.stage("compile", -(-len(methods) // chunk_size)) as compiled_one, \
             bar.stage("train", -(-len(methods) // chunk_size)) as trained_one, \
