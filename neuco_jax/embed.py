@@ -10,7 +10,7 @@ from neuco_jax import encoders
 from neuco_jax.datacube import CubeReader
 from neuco_jax.errors import InputError
 from neuco_jax.progress import Progress
-from neuco_jax.stores import write_embeddings
+from neuco_jax.stores import format_of, write_embeddings
 
 
 def embed(data_root, output, *, encoder: str = "mean", dim: int = 1024, modalities=None, seasons=None,
@@ -32,6 +32,7 @@ def embed(data_root, output, *, encoder: str = "mean", dim: int = 1024, modaliti
     Returns:
       The written path.
     """
+    format_of(Path(output))  # an unknown extension fails before any cube is read
     if encoder not in encoders.ENCODERS:
         raise InputError(f"unknown encoder {encoder!r}; choose one of {', '.join(encoders.ENCODERS)}")
     if dim < 1 or batch_size < 1:
