@@ -46,22 +46,20 @@ _CURRENT_KEYS = ("experiment", "overall_q_score", "overall_acc_score",
 _OLDER_KEYS = ("experiment", "overall_score", "task_results")
 
 
-def collect_runs(output_dir, phase):
-    """Reads the results_summary.json of every run of a phase into one table.
+def read_runs(output_dir, phase):
+    """Parses the results_summary.json of every complete run of a phase.
 
-    Run folders are read in name order so that the table does not depend on the
-    file system's listing order. A run folder without results_summary.json (a run
-    still going, or one that crashed) is skipped with a warning.
+    Run folders are read in name order so that nothing depends on the file
+    system's listing order. A run folder without results_summary.json (a run
+    still going, or one that crashed) is skipped with a warning; hidden folders
+    are runs still being written (results.write_run stages them).
 
     Args:
       output_dir: the benchmark's output folder (str or Path).
       phase: name of the phase folder under output_dir.
 
     Returns:
-      DataFrame with one row per run and columns experiment, q::<task>...,
-      acc::<task>..., overall_q_score, overall_acc_score; tasks in sorted order,
-      NaN where a run lacks a task (and for every accuracy of a run written in
-      the older format, which had none).
+      One dict per run as `_read_summary` gives it, plus run_dir (Path).
 
     Raises:
       InputError: the phase folder does not exist, or a results_summary.json
@@ -73,16 +71,26 @@ def collect_runs(output_dir, phase):
             f"{phase_dir}: phase folder not found; check output_dir and phase "
             f"(runs are written to <output_dir>/<phase>/<method>_<timestamp>/)")
     runs = []
-    # Hidden folders are runs still being written (results.write_run stages them).
     for run_dir in sorted((p for p in phase_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
                           key=lambda p: p.name):
         summary = run_dir / SUMMARY_FILE
         if not summary.is_file():
             warnings.warn(f"skipping incomplete run {run_dir}: it has no {SUMMARY_FILE}",
-                          stacklevel=2)
+                          stacklevel=3)
             continue
-        runs.append(_read_summary(summary))
+        runs.append({**_read_summary(summary), "run_dir": run_dir})
+    return runs
 
+
+def runs_table(runs):
+    """The runs of `read_runs` as one table.
+
+    Returns:
+      DataFrame with one row per run and columns experiment, q::<task>...,
+      acc::<task>..., overall_q_score, overall_acc_score; tasks in sorted order,
+      NaN where a run lacks a task (and for every accuracy of a run written in
+      the older format, which had none).
+    """
     tasks = sorted({task for run in runs for task in run["q"]})
     columns = ["experiment", *(Q_PREFIX + t for t in tasks),
                *(ACC_PREFIX + t for t in tasks), *_OVERALL_COLUMNS]
@@ -97,6 +105,11 @@ def collect_runs(output_dir, phase):
     return pd.DataFrame(rows, columns=columns)
 
 
+def collect_runs(output_dir, phase):
+    """Every complete run of a phase as one table: `runs_table(read_runs(output_dir, phase))`."""
+    return runs_table(read_runs(output_dir, phase))
+
+
 def _read_summary(path):
     """Parses one results_summary.json in either known format.
 
@@ -105,7 +118,8 @@ def _read_summary(path):
 
     Returns:
       dict with experiment (str), q and acc ({task: float}; acc empty for the
-      older format), overall_q and overall_acc (float, NaN when absent).
+      older format), overall_q and overall_acc (float, NaN when absent), and
+      config (the run's config dict, or None).
     """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -124,11 +138,12 @@ def _read_summary(path):
     if not isinstance(data["experiment"], str):
         raise _summary_error(path, f"has 'experiment' {data['experiment']!r}, expected a string")
 
+    config = data["config"] if isinstance(data.get("config"), dict) else None
     if older:
         return {"experiment": data["experiment"],
                 "q": _task_scores(data, "task_results", path), "acc": {},
                 "overall_q": _score(data["overall_score"], path, "overall_score"),
-                "overall_acc": math.nan}
+                "overall_acc": math.nan, "config": config}
     q = _task_scores(data, "task_q_scores", path)
     acc = _task_scores(data, "task_acc_scores", path)
     if set(q) != set(acc):
@@ -137,7 +152,7 @@ def _read_summary(path):
                   "'task_q_scores' and 'task_acc_scores'")
     return {"experiment": data["experiment"], "q": q, "acc": acc,
             "overall_q": _score(data["overall_q_score"], path, "overall_q_score"),
-            "overall_acc": _score(data["overall_acc_score"], path, "overall_acc_score")}
+            "overall_acc": _score(data["overall_acc_score"], path, "overall_acc_score"), "config": config}
 
 
 def _task_scores(data, key, path):

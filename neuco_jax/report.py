@@ -33,8 +33,8 @@ from urllib.parse import quote
 import numpy as np
 
 from neuco_jax.errors import InputError
-from neuco_jax.leaderboard import (ACC_PREFIX, Q_PREFIX, SUMMARY_FILE, aggregate_ranks,
-                                   collect_runs, rank_runs)
+from neuco_jax.leaderboard import (ACC_PREFIX, Q_PREFIX, SUMMARY_FILE, aggregate_ranks, rank_runs,
+                                   read_runs, runs_table)
 from neuco_jax.results import atomic_write_bytes, check_name
 from neuco_jax.scores import q_statistic
 
@@ -113,14 +113,15 @@ def load_phase(output_dir, phase, weighting="std") -> PhaseResults:
     Raises:
       InputError: as write_report.
     """
-    runs = collect_runs(output_dir, phase)
+    summaries = read_runs(output_dir, phase)
+    runs = runs_table(summaries)
     board = rank_runs(runs, weighting)
     phase_dir = Path(output_dir) / phase
     if board.empty:
         raise InputError(f"{phase_dir}: no complete run to report (a complete run has a {SUMMARY_FILE} "
                          f"with the Q of every task of the phase); evaluate a submission into this phase first")
     tasks = [c[len(Q_PREFIX):] for c in board.columns if c.startswith(Q_PREFIX)]
-    folders = _run_folders(phase_dir)
+    folders = _run_folders(summaries)
     run_dirs = [folders[e][0] for e in board["experiment"]]
     configs = [folders[e][1] for e in board["experiment"]]
 
@@ -177,20 +178,15 @@ def jackknife_q_se(folds):
         return np.where(n >= 2, np.sqrt((n - 1) / np.maximum(n, 1) * spread), np.nan)
 
 
-def _run_folders(phase_dir):
-    """{experiment: (run folder, config dict or None)} of the complete runs of a phase folder."""
+def _run_folders(summaries):
+    """{experiment: (run folder, config dict or None)} of the runs `read_runs` returned."""
     folders = {}
-    for run_dir in sorted(p for p in phase_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        summary = run_dir / SUMMARY_FILE
-        if not summary.is_file():
-            continue  # collect_runs has warned about it
-        data = json.loads(summary.read_text(encoding="utf-8"))  # collect_runs has parsed it
-        experiment = data["experiment"]
+    for run in summaries:
+        experiment = run["experiment"]
         if experiment in folders:
-            raise InputError(f"{summary}: experiment {experiment!r} is also the name of the run in "
-                             f"{folders[experiment][0]}; delete or re-run one of the two")
-        config = data.get("config")
-        folders[experiment] = (run_dir, config if isinstance(config, dict) else None)
+            raise InputError(f"{run['run_dir'] / SUMMARY_FILE}: experiment {experiment!r} is also the name of the "
+                             f"run in {folders[experiment][0]}; delete or re-run one of the two")
+        folders[experiment] = (run["run_dir"], run["config"])
     return folders
 
 
