@@ -102,22 +102,6 @@ def _adamw() -> optax.GradientTransformation:
     return optax.chain(_scale_by_adam_exact_bias(), optax.add_decayed_weights(WEIGHT_DECAY))
 
 
-def _loss_and_grad(p, xb, yb, mask, is_cls):
-    """Batch-mean loss and its gradient for every probe of a group.
-
-    p: (group, dim + 1), the weights with the bias as last column, so one AdamW
-    update covers both; xb: (group, batch, dim); yb, mask: (group, batch).
-    d loss / d z is (sigmoid(z) - y) / n for BCE and 2 (z - y) / n for MSE, and
-    the linear model's gradient is [xb^T dz, sum(dz)].
-    """
-    w, b = p[:, :-1], p[:, -1]
-    z = jnp.einsum("kbd,kd->kb", xb, w) + b[:, None]
-    n = jnp.maximum(mask.sum(-1, keepdims=True), 1.0)
-    loss = jnp.sum(mask * jnp.where(is_cls, optax.sigmoid_binary_cross_entropy(z, yb), (z - yb) ** 2), -1) / n[:, 0]
-    dz = mask * jnp.where(is_cls, jax.nn.sigmoid(z) - yb, 2.0 * (z - yb)) / n
-    return loss, jnp.concatenate([jnp.einsum("kbd,kb->kd", xb, dz), dz.sum(-1, keepdims=True)], axis=1)
-
-
 def _per_probe(v, leaf):
     """Broadcast a (P,) vector against a (P, ...) array."""
     return v.reshape(v.shape + (1,) * (leaf.ndim - 1))
@@ -142,12 +126,13 @@ def _heldout_scores(z, y, mask, is_cls):
     return jnp.where(is_cls, f1, r2), loss
 
 
-def _train_and_score(x, sample_row, dims, y, order, n_train, test, n_test, is_cls, lr, w0, b0, *, batch_size):
+def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_units, start, step, last, n_train,
+                     test, n_test, is_cls, lr, w0, b0, *, batch_size, window):
     """One pass over every method, entry and probe.
 
     x: (M, n_rows, dim), sample_row: (M, n_samples), dims: (M,), y: (n_samples,) as in Embeddings
-    and ProbePlan; the per-probe plan arrays come as (entries, group, ...), and the per-entry
-    constants n_train, n_test, is_cls as (entries,).
+    and ProbePlan; the per-probe plan arrays come as (entries, group, ...) (member as
+    (entries, slots, group); test as positions in the entry's task), everything else per entry.
 
     Returns:
       per-epoch score, train loss and held-out loss, each (M, entries, epochs, group); the
@@ -157,79 +142,93 @@ def _train_and_score(x, sample_row, dims, y, order, n_train, test, n_test, is_cl
     global TRACE_COUNT
     TRACE_COUNT += 1
     tx = _adamw()
-    lane = jnp.arange(batch_size)
-    dim = x.shape[-1]
+    dim, slots = x.shape[-1], shuffle.shape[-1]
+    # Parameters are [w, b, 0...]: a row of ones after the embedding makes the bias one more
+    # weight, and the width is padded to a multiple of 16 (zero inputs keep those weights 0).
+    width = -(-(dim + 1) // 16) * 16
+    dot = partial(jnp.dot, precision=jax.lax.Precision.HIGHEST)  # no reduced-precision matmuls on GPU/TPU
 
     def method(args):
-        """Every probe for one method. x: (n_rows, dim); rows: (n_samples,); width: its own dim."""
-        x, rows, width = args
-
-        def gather(idx):  # (group, batch) sample indices -> x rows (group, batch, dim), labels
-            # The barrier materialises the rows once; left to itself XLA:CPU fuses the
-            # gather into both dots of the step and runs slower.
-            return jax.lax.optimization_barrier(x[rows[idx]]), y[idx]
-
-        # torch nn.Linear's init, uniform(+-1/sqrt(width)), from the plan's unit draws;
+        """Every probe for one method. x: (n_rows, dim); rows: (n_samples,); own_dim: its width."""
+        x, rows, own_dim = args
+        # torch nn.Linear's init, uniform(+-1/sqrt(own_dim)), from the plan's unit draws;
         # columns beyond the method's width stay exactly 0 (no gradient, no decay).
-        scale = 1.0 / jnp.sqrt(width.astype(jnp.float32))
-        w_scale = jnp.where(jnp.arange(dim) < width, scale, 0.0)
+        scale = 1.0 / jnp.sqrt(own_dim.astype(jnp.float32))
+        w_scale = jnp.where(jnp.arange(dim) < own_dim, scale, 0.0)
 
-        def entry(args):
-            """All probes of one (task, label fraction). order: (group, epochs, slots)."""
-            order, n_train, test, n_test, is_cls, lr, w0, b0 = args
-            group = order.shape[0]
+        def entry(cls, args):
+            """All probes of one (task, label fraction); `cls` (static): a classification task."""
+            offset, n_rows, shuffle, member, n_units, start, step, last, n_train, test, n_test, _, lr, w0, b0 = args
+            group = member.shape[1]
+            samples = offset + jnp.minimum(jnp.arange(slots), n_rows - 1)  # padding repeats the last row
+            x_task = jnp.concatenate([x[rows[samples]], jnp.ones((slots, 1), x.dtype),
+                                      jnp.zeros((slots, width - dim - 1), x.dtype)], axis=1)  # (slots, width)
+            y_task = y[samples]
             n_steps = (n_train + batch_size - 1) // batch_size  # this entry's own minibatches per epoch
             test_mask = jnp.broadcast_to(jnp.arange(test.shape[1]) < n_test, test.shape).astype(x.dtype)
 
-            def epoch(carry, order_e):  # order_e: (group, slots)
-                def step(s, carry):
-                    params, state, loss_sum = carry
-                    idx = jax.lax.dynamic_slice_in_dim(order_e, s * batch_size, batch_size, axis=1)
-                    mask = jnp.broadcast_to(s * batch_size + lane < n_train, idx.shape).astype(x.dtype)
-                    xb, yb = gather(idx)
-                    loss, grads = _loss_and_grad(params, xb, yb, mask, is_cls)
-                    updates, state = jax.vmap(tx.update)(grads, state, params)
-                    params = params - lr[:, None] * updates
-                    return params, state, loss_sum + loss
+            def epoch(carry, plan_e):
+                n_units, start, step, last, shuffle_e = plan_e
+                x_e, y_e, visited = x_task[shuffle_e], y_task[shuffle_e], member[shuffle_e]
+                # Minibatch number of each shuffled position, per probe (-1: not one of its training rows).
+                batch = jnp.where(visited, (jnp.cumsum(visited, 0, dtype=jnp.int32) - 1) // batch_size, -1)
+
+                def unit(u, carry):
+                    """One window of minibatch step[u]: its rows of every probe, one matrix product each way."""
+                    params, state, grad, loss_sum = carry
+                    s = step[u]
+                    n = jnp.minimum(batch_size, n_train - s * batch_size).astype(x.dtype)  # the minibatch's rows
+                    xw = jax.lax.dynamic_slice_in_dim(x_e, start[u], window)  # (window, width)
+                    yw = jax.lax.dynamic_slice_in_dim(y_e, start[u], window)[:, None]
+                    mask = (jax.lax.dynamic_slice_in_dim(batch, start[u], window) == s).astype(x.dtype) / n
+                    z = dot(xw, params.T)  # (window, group)
+                    if cls:  # d loss / d z: (sigmoid(z) - y) / n for BCE, 2 (z - y) / n for MSE
+                        dz, loss = jax.nn.sigmoid(z) - yw, optax.sigmoid_binary_cross_entropy(z, yw)
+                    else:
+                        dz, loss = 2.0 * (z - yw), (z - yw) ** 2
+                    grad = grad + dot((mask * dz).T, xw)
+                    # The minibatch's last window takes the AdamW step and starts a fresh gradient.
+                    updates, stepped = jax.vmap(tx.update)(grad, state, params)
+                    done = last[u]
+                    params = jnp.where(done, params - lr[:, None] * updates, params)
+                    state = jax.tree.map(lambda new, old: jnp.where(done, new, old), stepped, state)
+                    return params, state, jnp.where(done, 0.0, grad), loss_sum + jnp.sum(mask * loss, 0)
 
                 params, state, best_score, best_z = carry
-                # A loop of the entry's own length: no padding step ever touches its probes.
-                params, state, loss_sum = jax.lax.fori_loop(0, n_steps, step, (params, state, jnp.zeros(group)))
-                w, b = params[:, :-1], params[:, -1]
-
-                def chunk_logits(c):  # held-out logits in batch-sized chunks bound the gather's memory
-                    idx = jax.lax.dynamic_slice_in_dim(test, c * batch_size, batch_size, axis=1)
-                    xb, _ = gather(idx)
-                    return jnp.einsum("kbd,kd->kb", xb, w) + b[:, None]
-
-                z = jax.lax.map(chunk_logits, jnp.arange(test.shape[1] // batch_size))  # (chunks, group, batch)
-                z = jnp.moveaxis(z, 0, 1).reshape(group, -1)
-                score, test_loss = _heldout_scores(z, y[test], test_mask, jnp.broadcast_to(is_cls, (group,)))
+                # A loop of the epoch's own windows: no padding step ever touches its probes.
+                params, state, _, loss_sum = jax.lax.fori_loop(
+                    0, n_units, unit, (params, state, jnp.zeros_like(params), jnp.zeros(group, x.dtype)))
+                z = dot(x_task, params.T)  # (slots, group): every row of the task
+                z = jnp.take_along_axis(z.T, test, axis=1)  # (group, test_slots): each probe's held-out rows
+                score, test_loss = _heldout_scores(z, y_task[test], test_mask, jnp.full(group, cls))
                 # Held-out logits of each probe's best epoch so far (the first of ties, as the reference).
                 better = score > best_score
                 best_score = jnp.where(better, score, best_score)
                 best_z = jnp.where(better[:, None], z, best_z)
                 return (params, state, best_score, best_z), (score, loss_sum / n_steps, test_loss)
 
-            params = jnp.concatenate([w0 * w_scale, (b0 * scale)[:, None]], axis=1)
+            params = jnp.zeros((group, width), x.dtype).at[:, :dim].set(w0 * w_scale).at[:, dim].set(b0 * scale)
             state = jax.vmap(tx.init)(params)
             carry = (params, state, jnp.full(group, -jnp.inf), jnp.zeros(test.shape, x.dtype))
-            (params, _, _, best_z), per_epoch = jax.lax.scan(epoch, carry, jnp.moveaxis(order, 1, 0))
-            return per_epoch + (best_z, params[:, :-1], params[:, -1])  # (epochs, group) x 3, (group, test_slots), w, b
+            (params, _, _, best_z), per_epoch = jax.lax.scan(epoch, carry, (n_units, start, step, last, shuffle))
+            return per_epoch + (best_z, params[:, :dim], params[:, dim])  # (epochs, group) x 3, (group, test_slots), w, b
 
-        # Entries run one after another (a task's rows stay in cache while all its
-        # probes train); the probes of an entry are vmapped (and sharded over devices).
-        return jax.lax.map(entry, (order, n_train, test, n_test, is_cls, lr, w0, b0))
+        # Entries run one after another (a task's rows stay in cache while all its probes
+        # train); the probes of an entry share each window's matrix products (and are
+        # sharded over devices). Classification and regression are compiled apart.
+        args = (offset, n_rows, shuffle, member, n_units, start, step, last, n_train, test, n_test, is_cls,
+                lr, w0, b0)
+        return jax.lax.map(lambda a: jax.lax.cond(a[11], partial(entry, True), partial(entry, False), a), args)
 
     return jax.lax.map(method, (x, sample_row, dims))
 
 
 @functools.cache
-def _program(devices: tuple, batch_size: int):
+def _program(devices: tuple, batch_size: int, window: int):
     """The jitted engine for a set of devices: probes sharded over them, results replicated."""
     mesh = jax.sharding.Mesh(np.array(devices), ("probes",))
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    fn = jax.jit(partial(_train_and_score, batch_size=batch_size), out_shardings=replicated)
+    fn = jax.jit(partial(_train_and_score, batch_size=batch_size, window=window), out_shardings=replicated)
     return fn, mesh
 
 
@@ -243,22 +242,26 @@ def _device_arrays(plan: ProbePlan, emb: Embeddings, mesh) -> tuple:
     entries, group = len(plan.entries), plan.group
     padded = -(-group // n_dev) * n_dev
 
-    def per_probe(a):  # (probes, ...) -> (entries, padded group, ...)
-        a = a.reshape((entries, group) + a.shape[1:])
-        return np.concatenate([a, np.repeat(a[:, -1:], padded - group, axis=1)], axis=1)
+    def pad(a, axis=1):  # copies of the last probe along the group axis
+        last = np.take(a, [-1], axis=axis)
+        return np.concatenate([a, np.repeat(last, padded - group, axis=axis)], axis=axis)
 
-    def put(a, spec):
+    def per_probe(a):  # (probes, ...) -> (entries, padded group, ...)
+        return pad(a.reshape((entries, group) + a.shape[1:]))
+
+    def put(a, spec=()):
         sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
         return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
 
     first = lambda a: a.reshape(entries, group)[:, 0]  # noqa: E731 (per-entry constants stored per probe)
-    replicated = [emb.x, emb.sample_row, emb.dims, plan.y, first(plan.n_train)]
-    sharded = [per_probe(plan.order), per_probe(plan.test)]
-    args = [put(a, ()) for a in replicated[:4]]
-    args += [put(sharded[0], (None, "probes")), put(replicated[4], ()), put(sharded[1], (None, "probes")),
-             put(first(plan.n_test), ()), put(first(plan.is_cls), ())]
-    args += [put(per_probe(a), (None, "probes")) for a in (plan.lr, plan.w0, plan.b0)]
-    return tuple(args)
+    # Held-out samples as positions in their task (padding: position 0, masked).
+    test = plan.test - np.repeat(plan.offset, group)[:, None]
+    test = np.where(np.arange(test.shape[1]) < plan.n_test[:, None], test, 0).astype(np.int32)
+    sharded = (None, "probes")
+    return (put(emb.x), put(emb.sample_row), put(emb.dims), put(plan.y), put(plan.offset), put(plan.n_rows),
+            put(plan.shuffle), put(pad(plan.member, axis=2), (None, None, "probes")), put(plan.n_units),
+            put(plan.start), put(plan.step), put(plan.last), put(first(plan.n_train)), put(per_probe(test), sharded), put(first(plan.n_test)),
+            put(first(plan.is_cls)), *(put(per_probe(a), sharded) for a in (plan.lr, plan.w0, plan.b0)))
 
 
 def compile_plan(plan: ProbePlan, emb: Embeddings, devices=None):
@@ -267,7 +270,7 @@ def compile_plan(plan: ProbePlan, emb: Embeddings, devices=None):
     Args:
       devices: the devices to shard probes over; default: all of JAX's default backend.
     """
-    fn, mesh = _program(tuple(devices or jax.devices()), plan.batch_size)
+    fn, mesh = _program(tuple(devices or jax.devices()), plan.batch_size, plan.window)
     return fn.lower(*_device_arrays(plan, emb, mesh)).compile(), mesh
 
 

@@ -46,10 +46,28 @@ class ProbePlan:
     training-set size and run in one vmapped loop. Samples are the rows of all
     tasks laid end to end (a task's samples are contiguous, in label-file
     order); `Embeddings.sample_row` maps each sample to a method's x row.
+    Inside an entry, a sample is named by its position in its task (0..n_rows-1);
+    positions up to `slots` beyond that are padding.
+
+    Every epoch of an entry draws ONE shuffle of its task's positions, and each
+    probe visits its own training rows in the order they take in it, in
+    minibatches of `batch_size`. A fold's order is thus a uniformly random
+    permutation of its training rows, as in the reference, and the folds'
+    minibatches at step s lie close together in the shuffle: the engine reads
+    that stretch once for every probe (one matrix product each way) instead of
+    gathering each probe's rows. The stretches are cut into windows of `window`
+    shuffled positions; one window is a unit of the engine's loop.
 
     y: (n_samples,) float32                    label of each sample
-    order: (probes, epochs, slots) int32       sample visited at each slot
-    n_train, n_test: (probes,) int32           true lengths of order[p, e] and test[p]
+    offset, n_rows: (entries,) int32           first sample and number of samples of the entry's task
+    shuffle: (entries, epochs, slots) int32    each epoch's order of the task's positions (padding last)
+    member: (entries, slots, group) bool       the position is in the probe's training set
+    n_units: (entries, epochs) int32           windows in the epoch
+    start, step: (entries, epochs, units) int32  where each window starts in the shuffle and the
+                                               minibatch it belongs to; a minibatch of every probe
+                                               lies in its consecutive windows
+    last: (entries, epochs, units) bool        the window is its minibatch's last (the AdamW step)
+    n_train, n_test: (probes,) int32           training rows per epoch, held-out rows
     test: (probes, test_slots) int32           held-out samples, padded
     is_cls: (probes,) bool; lr: (probes,) float32
     w0: (probes, dim) float32; b0: (probes,)   uniform(-1, 1) draws; the engine scales
@@ -58,7 +76,15 @@ class ProbePlan:
     """
 
     y: np.ndarray
-    order: np.ndarray
+    offset: np.ndarray
+    n_rows: np.ndarray
+    shuffle: np.ndarray
+    member: np.ndarray
+    n_units: np.ndarray
+    start: np.ndarray
+    step: np.ndarray
+    last: np.ndarray
+    window: int
     n_train: np.ndarray
     test: np.ndarray
     n_test: np.ndarray
@@ -73,12 +99,18 @@ class ProbePlan:
 
     @property
     def epochs(self) -> int:
-        return self.order.shape[1]
+        return self.shuffle.shape[1]
 
     @property
     def group(self) -> int:
         """Probes per entry: learning rates x folds."""
         return len(self.learning_rates) * self.k_folds
+
+    def visits(self, probe: int, epoch: int) -> np.ndarray:
+        """The samples a probe trains on in an epoch, in visiting order (minibatches are consecutive runs)."""
+        e, g = divmod(probe, self.group)
+        order = self.shuffle[e, epoch]
+        return self.offset[e] + order[self.member[e, order, g]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,39 +188,63 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
     entries = [(t, f) for t in range(len(sizes)) for f in label_fractions]
     n_train = [max(1, round(f * folds[t][0].shape[1])) for t, f in entries]
     n_test = [folds[t][1].shape[1] for t, _ in entries]
-    slots = batch_size * max(math.ceil(n / batch_size) for n in n_train)
     test_slots = batch_size * max(math.ceil(n / batch_size) for n in n_test)
     n_lr, group = len(learning_rates), len(learning_rates) * k_folds
 
+    shuffles, members, spans = [], [], []
     n_probes = len(entries) * group
-    order = np.zeros((n_probes, epochs, slots), np.int32)  # padding slots are never visited
     test = np.zeros((n_probes, test_slots), np.int32)
     w0 = np.zeros((n_probes, dim), np.float32)
     b0 = np.zeros(n_probes, np.float32)
     for e, ((t, f), m) in enumerate(zip(entries, n_train)):
-        task = bench.tasks[t]
+        task, n = bench.tasks[t], sizes[t]
         key = zlib.crc32(task.name.encode())
         init = np.random.default_rng([seed, key, 0])
         b_unit = init.uniform(-1, 1, k_folds)
         w_unit = init.uniform(-1, 1, (dim, k_folds)).T
-        # A fresh shuffle of the fold's training rows for every epoch; full-data
-        # entries keep the stream of a plan without label fractions.
-        shuffle = np.random.default_rng([seed, key, 1] + ([] if f == 1 else [round(f * 1e6)]))
         train_pos, test_pos = folds[t]
-        # Epoch-major draws: a plan of fewer epochs is a prefix of this one.
-        perm = shuffle.permuted(np.broadcast_to(np.arange(m, dtype=np.int32), (epochs, k_folds, m)), axis=-1)
-        visits = np.take_along_axis(train_pos[:, None, :m], perm.transpose(1, 0, 2), axis=-1) + offsets[t]
+        member = np.zeros((n, k_folds), bool)
+        member[train_pos[:, :m], np.arange(k_folds)[:, None]] = True  # a label fraction keeps the first m
+        # One fresh shuffle of the task per epoch, drawn epoch-major (a plan of fewer
+        # epochs is a prefix of this one); full-data entries keep the stream of a plan
+        # without label fractions.
+        rng = np.random.default_rng([seed, key, 1] + ([] if f == 1 else [round(f * 1e6)]))
+        shuffle = rng.permuted(np.broadcast_to(np.arange(n, dtype=np.int32), (epochs, n)), axis=-1)
+        shuffles.append(shuffle)
+        members.append(member)
+        spans.append(np.stack([_minibatch_spans(member[order], batch_size) for order in shuffle], axis=1))
         for l in range(n_lr):
             probes = slice(e * group + l * k_folds, e * group + (l + 1) * k_folds)
-            order[probes, :, :m] = visits
             test[probes, :test_pos.shape[1]] = test_pos + offsets[t]
             w0[probes], b0[probes] = w_unit, b_unit
+
+    window = _window(np.concatenate([(hi - lo).ravel() for lo, hi in spans]), batch_size)  # each (epochs, steps)
+    # Cut each minibatch's span into windows: unit u of an epoch starts at start[u] in minibatch step[u].
+    units = [[_windows(lo, hi, window) for lo, hi in zip(*span)] for span in spans]
+    n_units = np.asarray([[len(s) for s, _ in entry] for entry in units], np.int32)
+    start = np.zeros(n_units.shape + (n_units.max(),), np.int32)
+    step, last = np.zeros_like(start), np.zeros(start.shape, bool)
+    for e, entry in enumerate(units):
+        for ep, (first, minibatch) in enumerate(entry):
+            n = len(first)
+            start[e, ep, :n], step[e, ep, :n] = first, minibatch
+            last[e, ep, :n] = np.append(minibatch[1:] != minibatch[:-1], True)
+    # Every window lies inside the padded positions, so the engine's slices are never shifted.
+    slots = -(-max(max(sizes), int(start.max()) + window) // 16) * 16
+    shuffle = np.zeros((len(entries), epochs, slots), np.int32)
+    member = np.zeros((len(entries), slots, group), bool)
+    for e, (s, mem) in enumerate(zip(shuffles, members)):
+        shuffle[e, :, :s.shape[1]] = s
+        shuffle[e, :, s.shape[1]:] = np.arange(s.shape[1], slots)
+        member[e, :mem.shape[0]] = np.tile(mem, n_lr)
 
     per_probe = lambda v: np.repeat(np.asarray(v), group)  # noqa: E731 (entries -> probes)
     return ProbePlan(
         y=np.concatenate([t.labels for t in bench.tasks]).astype(np.float32),
-        order=order, n_train=per_probe(n_train).astype(np.int32),
-        test=test, n_test=per_probe(n_test).astype(np.int32),
+        offset=np.asarray([offsets[t] for t, _ in entries], np.int32),
+        n_rows=np.asarray([sizes[t] for t, _ in entries], np.int32),
+        shuffle=shuffle, member=member, n_units=n_units, start=start, step=step, last=last, window=window,
+        n_train=per_probe(n_train).astype(np.int32), test=test, n_test=per_probe(n_test).astype(np.int32),
         is_cls=per_probe([bench.tasks[t].is_classification for t, _ in entries]),
         lr=np.tile(np.repeat(np.asarray(learning_rates, np.float32), k_folds), len(entries)),
         w0=w0, b0=b0,
@@ -196,3 +252,40 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
         learning_rates=tuple(float(v) for v in learning_rates),
         k_folds=k_folds, batch_size=batch_size,
     )
+
+
+def _minibatch_spans(visited: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each minibatch lies in one epoch's shuffle, over all folds.
+
+    visited: (n, folds) bool, whether shuffled position i is a training row of
+    the fold (every fold has the same count m). Returns (lo, hi), each
+    (ceil(m / batch_size),): minibatch s of every fold lies in positions [lo[s], hi[s]).
+    """
+    folds = visited.shape[1]
+    positions = np.nonzero(visited.T)[1].reshape(folds, -1)  # (folds, m), ascending
+    m = positions.shape[1]
+    first = np.arange(0, m, batch_size)
+    last = np.minimum(first + batch_size, m) - 1
+    return positions[:, first].min(0), positions[:, last].max(0) + 1
+
+
+# A window costs the engine about as much as this many more rows (measured on a 2-core CPU).
+WINDOW_OVERHEAD_ROWS = 64
+
+
+def _windows(lo: np.ndarray, hi: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows covering spans [lo[s], hi[s]): their starts and the span (minibatch) each belongs to."""
+    count = -(-(hi - lo) // window)
+    step = np.repeat(np.arange(len(lo)), count)
+    first = np.repeat(lo, count) + window * (np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))
+    return first.astype(np.int32), step.astype(np.int32)
+
+
+def _window(widths: np.ndarray, batch_size: int) -> int:
+    """The window length (a multiple of 8) that covers all minibatch spans at least cost.
+
+    A span of w positions takes ceil(w / window) windows; each costs window + overhead rows.
+    """
+    candidates = np.arange(8, max(int(widths.max()), batch_size) + 8, 8)
+    cost = [np.sum(-(-widths // c)) * (c + WINDOW_OVERHEAD_ROWS) for c in candidates]
+    return int(candidates[int(np.argmin(cost))])

@@ -22,7 +22,7 @@ def reference_fold(plan, emb, p, m=0, keep=False):
     x_test, y_test = x[rows[test]], y[test]
     scores, best_z = [], None
     for e in range(plan.epochs):
-        order = plan.order[p, e, :plan.n_train[p]]
+        order = plan.visits(p, e)
         for start in range(0, len(order), plan.batch_size):
             idx = order[start:start + plan.batch_size]  # the last, smaller batch is kept
             xb, yb = x[rows[idx]], y[idx]
