@@ -16,10 +16,11 @@ from neuco_jax.errors import ConfigError
 PROBE_DEFAULTS = {"batch_size": 64, "epochs": 10, "learning_rate": 0.001}
 PROBE_KEYS = set(PROBE_DEFAULTS) | {"device"}
 DEVICES = ("auto", "cpu", "gpu", "cuda", "tpu")
+SHUFFLES = ("per_fold", "shared")  # how folds order their minibatches (neuco_jax.plan.make_plan)
 TOP_KEYS = {
     "k_folds", "probe_type", "probe_params", "embedding_dim", "standardize_embeddings",
     "normalize_labels", "enable_plots", "update_leaderboard", "output_fold_results",
-    "store_probes", "store_models", "task_filter", "device", "seed", "ablations", "label_fraction",
+    "store_probes", "store_models", "task_filter", "device", "seed", "shuffle", "ablations", "label_fraction",
     # The reference's first sample config kept the probe keys at the top level.
     "batch_size", "epochs", "learning_rate",
 }
@@ -72,6 +73,7 @@ class Config:
     store_probes: bool = False
     task_filter: tuple[str, ...] | None = None
     seed: int = 42
+    shuffle: str = "per_fold"
     label_fraction: float = 1.0
     ablations: Ablations = Ablations()
 
@@ -175,6 +177,9 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
     seed = _expect(raw.get("seed", 42), int, "seed", "an integer from 0 to 2**32 - 1")
     if not 0 <= seed < 2**32:  # numpy's RandomState, which draws the folds, takes no other seed
         raise ConfigError(f"config key 'seed': got {seed}, expected an integer from 0 to 2**32 - 1")
+    shuffle = raw.get("shuffle", "per_fold")
+    if shuffle not in SHUFFLES:
+        raise ConfigError(f"config key 'shuffle': got {shuffle!r}, expected one of {', '.join(SHUFFLES)}")
     ablations = _ablations(raw.get("ablations"), params["epochs"], source)
     fraction = _expect(raw.get("label_fraction", 1.0), (int, float), "label_fraction", "a number in (0, 1]")
     if not 0 < fraction <= 1:
@@ -182,7 +187,7 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
 
     return Config(k_folds=k_folds, batch_size=params["batch_size"], epochs=params["epochs"],
                   learning_rate=float(lr), device=device, embedding_dim=dim,
-                  task_filter=task_filter, seed=seed, label_fraction=float(fraction), ablations=ablations,
+                  task_filter=task_filter, seed=seed, shuffle=shuffle, label_fraction=float(fraction), ablations=ablations,
                   **flags)
 
 

@@ -2,9 +2,9 @@
 
 Axes: methods x entries x group, where an entry is one (task, label fraction)
 and its group is learning rates x folds. Methods and entries go through
-`lax.map`s, the probes of a group are vmapped; epochs are a `lax.scan` and
-minibatch steps a loop of the entry's own length. Per probe the maths is the
-reference's:
+`lax.map`s; the probes of a group step together (their products batched, their
+AdamW updates vmapped); epochs are a `lax.scan` and minibatch windows a loop of
+the epoch's own length. Per probe the maths is the reference's:
 
   logits z = x . w + b                 x: (batch, dim), w: (dim,), b scalar
   loss     = mean over the batch's real rows of
@@ -14,9 +14,13 @@ reference's:
   score    held-out R^2 = 1 - SS_res / SS_tot, or F1 of the positive class with
            z > 0 as positive; after every epoch; the probe's score is its best epoch.
 
-Padding: plan arrays are padded to the largest task, but a task's step loop
-runs only its own number of minibatches, so padding slots never touch its
-parameters or optimiser state; the last, smaller batch is masked row-wise.
+A minibatch is read in windows of the epoch's shuffled task rows (see
+ProbePlan): with per-fold orders each probe gathers its own window; with a
+shared shuffle one window serves every probe, and the step is two matrix
+products. A mask picks each probe's rows of the minibatch out of its window.
+Padding: plan arrays are padded to the largest task, but an epoch's loop runs
+only its own windows, so padding never touches a probe's parameters or
+optimiser state; the last, smaller batch is averaged over its own rows.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import optax
 
 from neuco_jax.plan import Embeddings, ProbePlan
 
+HIGHEST = jax.lax.Precision.HIGHEST  # no reduced-precision matmuls on GPU/TPU
 BETAS = (0.9, 0.999)
 EPS = 1e-8
 WEIGHT_DECAY = 0.01
@@ -143,10 +148,11 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
     TRACE_COUNT += 1
     tx = _adamw()
     dim, slots = x.shape[-1], shuffle.shape[-1]
-    # Parameters are [w, b, 0...]: a row of ones after the embedding makes the bias one more
+    # Parameters are [w, b, 0...]: a column of ones after the embedding makes the bias one more
     # weight, and the width is padded to a multiple of 16 (zero inputs keep those weights 0).
     width = -(-(dim + 1) // 16) * 16
-    dot = partial(jnp.dot, precision=jax.lax.Precision.HIGHEST)  # no reduced-precision matmuls on GPU/TPU
+    own_orders = shuffle.shape[2] > 1  # per-probe orders (else one shared shuffle per entry and epoch)
+    dot = partial(jnp.dot, precision=HIGHEST)
 
     def method(args):
         """Every probe for one method. x: (n_rows, dim); rows: (n_samples,); own_dim: its width."""
@@ -168,25 +174,40 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
             test_mask = jnp.broadcast_to(jnp.arange(test.shape[1]) < n_test, test.shape).astype(x.dtype)
 
             def epoch(carry, plan_e):
-                n_units, start, step, last, shuffle_e = plan_e
-                x_e, y_e, visited = x_task[shuffle_e], y_task[shuffle_e], member[shuffle_e]
+                n_units, start, step, last, order = plan_e  # order: (orders, slots), orders = 1 or group
+                y_e = y_task[order.T]  # (slots, orders), against z's (window, group)
                 # Minibatch number of each shuffled position, per probe (-1: not one of its training rows).
+                visited = jnp.take_along_axis(member, order.T, axis=0)  # (slots, group)
                 batch = jnp.where(visited, (jnp.cumsum(visited, 0, dtype=jnp.int32) - 1) // batch_size, -1)
+                if own_orders:  # each probe gathers its own window of rows: a batched matrix-vector product
+                    def products(start):
+                        idx = jax.lax.dynamic_slice_in_dim(order, start, window, axis=1)
+                        # The barrier materialises the rows once; left to itself XLA:CPU fuses the
+                        # gather into both products and runs slower.
+                        xw = jax.lax.optimization_barrier(x_task[idx])  # (group, window, width)
+                        return (lambda p: jnp.einsum("gwd,gd->wg", xw, p, precision=HIGHEST),
+                                lambda dz: jnp.einsum("gwd,wg->gd", xw, dz, precision=HIGHEST))
+                else:  # one window of the shared shuffle serves every probe: two matrix products
+                    x_e = x_task[order[0]]
+
+                    def products(start):
+                        xw = jax.lax.dynamic_slice_in_dim(x_e, start, window)  # (window, width)
+                        return lambda p: dot(xw, p.T), lambda dz: dot(dz.T, xw)
 
                 def unit(u, carry):
-                    """One window of minibatch step[u]: its rows of every probe, one matrix product each way."""
+                    """One window of minibatch step[u]: its rows of every probe, forward and gradient."""
                     params, state, grad, loss_sum = carry
                     s = step[u]
                     n = jnp.minimum(batch_size, n_train - s * batch_size).astype(x.dtype)  # the minibatch's rows
-                    xw = jax.lax.dynamic_slice_in_dim(x_e, start[u], window)  # (window, width)
-                    yw = jax.lax.dynamic_slice_in_dim(y_e, start[u], window)[:, None]
+                    forward, backward = products(start[u])
+                    yw = jax.lax.dynamic_slice_in_dim(y_e, start[u], window)
                     mask = (jax.lax.dynamic_slice_in_dim(batch, start[u], window) == s).astype(x.dtype) / n
-                    z = dot(xw, params.T)  # (window, group)
+                    z = forward(params)  # (window, group)
                     if cls:  # d loss / d z: (sigmoid(z) - y) / n for BCE, 2 (z - y) / n for MSE
                         dz, loss = jax.nn.sigmoid(z) - yw, optax.sigmoid_binary_cross_entropy(z, yw)
                     else:
                         dz, loss = 2.0 * (z - yw), (z - yw) ** 2
-                    grad = grad + dot((mask * dz).T, xw)
+                    grad = grad + backward(mask * dz)
                     # The minibatch's last window takes the AdamW step and starts a fresh gradient.
                     updates, stepped = jax.vmap(tx.update)(grad, state, params)
                     done = last[u]
@@ -214,8 +235,8 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
             return per_epoch + (best_z, params[:, :dim], params[:, dim])  # (epochs, group) x 3, (group, test_slots), w, b
 
         # Entries run one after another (a task's rows stay in cache while all its probes
-        # train); the probes of an entry share each window's matrix products (and are
-        # sharded over devices). Classification and regression are compiled apart.
+        # train); the probes of an entry step together (and are sharded over devices).
+        # Classification and regression steps are compiled apart.
         args = (offset, n_rows, shuffle, member, n_units, start, step, last, n_train, test, n_test, is_cls,
                 lr, w0, b0)
         return jax.lax.map(lambda a: jax.lax.cond(a[11], partial(entry, True), partial(entry, False), a), args)
@@ -259,7 +280,8 @@ def _device_arrays(plan: ProbePlan, emb: Embeddings, mesh) -> tuple:
     test = np.where(np.arange(test.shape[1]) < plan.n_test[:, None], test, 0).astype(np.int32)
     sharded = (None, "probes")
     return (put(emb.x), put(emb.sample_row), put(emb.dims), put(plan.y), put(plan.offset), put(plan.n_rows),
-            put(plan.shuffle), put(pad(plan.member, axis=2), (None, None, "probes")), put(plan.n_units),
+            put(pad(plan.shuffle, axis=2), (None, None, None, "probes")) if plan.own_orders else put(plan.shuffle),
+            put(pad(plan.member, axis=2), (None, None, "probes")), put(plan.n_units),
             put(plan.start), put(plan.step), put(plan.last), put(first(plan.n_train)), put(per_probe(test), sharded), put(first(plan.n_test)),
             put(first(plan.is_cls)), *(put(per_probe(a), sharded) for a in (plan.lr, plan.w0, plan.b0)))
 

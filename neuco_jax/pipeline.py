@@ -167,7 +167,8 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
                 if cov not in plans:
                     plans[cov] = make_plan(group[0][1], k_folds=config.k_folds, epochs=config.epochs,
                                            batch_size=config.batch_size, learning_rates=lrs,
-                                           label_fractions=fractions, seed=config.seed, dim=width)
+                                           label_fractions=fractions, seed=config.seed, dim=width,
+                                           shuffle=config.shuffle)
                 plan = plans[cov]
                 # Pad to the chunk size by repeating a method: every pass has the same shapes.
                 padded = [b for _, b in group] + [group[-1][1]] * (chunk_size - len(group))
@@ -178,7 +179,8 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
                 refit = None
                 if config.store_probes:
                     refit_plan = make_plan(group[0][1], k_folds=1, epochs=config.epochs, batch_size=config.batch_size,
-                                           learning_rates=lrs, seed=config.seed, dim=width, refit=True)
+                                           learning_rates=lrs, seed=config.seed, dim=width, refit=True,
+                                           shuffle=config.shuffle)
                     refit = _run(refit_plan, emb, config, timings, lambda: None)
                 t0 = time.perf_counter()
                 for slot, (m, bench) in enumerate(group):

@@ -13,6 +13,7 @@ import zlib
 
 import numpy as np
 
+from neuco_jax.config import SHUFFLES
 from neuco_jax.data import Benchmark
 from neuco_jax.errors import InputError
 
@@ -43,24 +44,30 @@ class ProbePlan:
     Probes are grouped into entries: one entry per (task, label fraction),
     holding `group = learning rates x folds` probes (probe index inside an
     entry: lr_index * k_folds + fold). All probes of an entry share its
-    training-set size and run in one vmapped loop. Samples are the rows of all
+    training-set size and step together. Samples are the rows of all
     tasks laid end to end (a task's samples are contiguous, in label-file
     order); `Embeddings.sample_row` maps each sample to a method's x row.
     Inside an entry, a sample is named by its position in its task (0..n_rows-1);
     positions up to `slots` beyond that are padding.
 
-    Every epoch of an entry draws ONE shuffle of its task's positions, and each
-    probe visits its own training rows in the order they take in it, in
-    minibatches of `batch_size`. A fold's order is thus a uniformly random
-    permutation of its training rows, as in the reference, and the folds'
-    minibatches at step s lie close together in the shuffle: the engine reads
-    that stretch once for every probe (one matrix product each way) instead of
-    gathering each probe's rows. The stretches are cut into windows of `window`
-    shuffled positions; one window is a unit of the engine's loop.
+    Each epoch, a probe visits its training rows in minibatches of
+    `batch_size`, in the order they take in the epoch's shuffle of the task's
+    positions. With per-fold shuffles (the reference's) every probe has its
+    own, holding its training rows first, so minibatch s is positions
+    [s * batch_size, (s + 1) * batch_size). With a shared shuffle the probes of
+    an entry share one: each fold's order is still a uniformly random
+    permutation of its training rows, and the folds' minibatches at step s lie
+    close together in it, so the engine reads that stretch once for every
+    probe (one matrix product each way) instead of gathering each probe's
+    rows. But the folds then see nearly the same sequence of minibatches, and
+    their scores vary less than with independent orders (docs/benchmarks.md).
+    Minibatch spans are cut into windows of `window` shuffled positions; one
+    window is a unit of the engine's loop.
 
     y: (n_samples,) float32                    label of each sample
     offset, n_rows: (entries,) int32           first sample and number of samples of the entry's task
-    shuffle: (entries, epochs, slots) int32    each epoch's order of the task's positions (padding last)
+    shuffle: (entries, epochs, orders, slots)  each epoch's order(s) of the task's positions (padding
+            int32                              last); orders: group (per-fold) or 1 (shared)
     member: (entries, slots, group) bool       the position is in the probe's training set
     n_units: (entries, epochs) int32           windows in the epoch
     start, step: (entries, epochs, units) int32  where each window starts in the shuffle and the
@@ -109,8 +116,13 @@ class ProbePlan:
     def visits(self, probe: int, epoch: int) -> np.ndarray:
         """The samples a probe trains on in an epoch, in visiting order (minibatches are consecutive runs)."""
         e, g = divmod(probe, self.group)
-        order = self.shuffle[e, epoch]
+        order = self.shuffle[e, epoch, g if self.own_orders else 0]
         return self.offset[e] + order[self.member[e, order, g]]
+
+    @property
+    def own_orders(self) -> bool:
+        """Every probe has its own order (else the probes of an entry share one per epoch)."""
+        return self.shuffle.shape[2] > 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +166,7 @@ def stack_embeddings(benches: list[Benchmark], width: int | None = None) -> Embe
 
 def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
               learning_rates=(0.001,), label_fractions=(1.0,), seed: int = 42,
-              dim: int | None = None, refit: bool = False) -> ProbePlan:
+              dim: int | None = None, refit: bool = False, shuffle: str = "per_fold") -> ProbePlan:
     """Build the padded probe plan for every task, label fraction, learning rate and fold.
 
     Folds follow ShuffleSplit(random_state=seed) per task, exactly as the
@@ -166,7 +178,14 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
     tasks are evaluated, and they are the same for every method and learning
     rate (so scores are paired). Weights are drawn dimension-major, so a probe
     of a d-dimensional embedding starts from the first d draws of a wider one.
+
+    shuffle: "per_fold" (the reference's): every fold draws its own order each
+    epoch; "shared": the folds of a task share one shuffle per epoch (each
+    fold's order is still uniformly random, but the folds' training noise is
+    correlated, which narrows their spread; see ProbePlan).
     """
+    if shuffle not in SHUFFLES:
+        raise InputError(f"shuffle '{shuffle}' must be one of {', '.join(SHUFFLES)}")
     dim = dim or bench.x.shape[1]
     sizes = [len(r) for r in bench.rows]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -205,20 +224,31 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
         train_pos, test_pos = folds[t]
         member = np.zeros((n, k_folds), bool)
         member[train_pos[:, :m], np.arange(k_folds)[:, None]] = True  # a label fraction keeps the first m
-        # One fresh shuffle of the task per epoch, drawn epoch-major (a plan of fewer
-        # epochs is a prefix of this one); full-data entries keep the stream of a plan
-        # without label fractions.
+        # Orders are drawn epoch-major (a plan of fewer epochs is a prefix of this one);
+        # full-data entries keep the stream of a plan without label fractions.
         rng = np.random.default_rng([seed, key, 1] + ([] if f == 1 else [round(f * 1e6)]))
-        shuffle = rng.permuted(np.broadcast_to(np.arange(n, dtype=np.int32), (epochs, n)), axis=-1)
-        shuffles.append(shuffle)
+        if shuffle == "shared":  # one shuffle of the task's positions per epoch
+            order = rng.permuted(np.broadcast_to(np.arange(n, dtype=np.int32), (epochs, 1, n)), axis=-1)
+            spans.append(np.stack([_minibatch_spans(member[o[0]], batch_size) for o in order], axis=1))
+        else:  # each fold's training rows in a fresh order, then its other positions
+            perm = rng.permuted(np.broadcast_to(np.arange(m, dtype=np.int32), (epochs, k_folds, m)), axis=-1)
+            rest = np.nonzero(~member.T)[1].reshape(k_folds, n - m)
+            order = np.concatenate([np.take_along_axis(train_pos[None, :, :m], perm, axis=-1),
+                                    np.broadcast_to(rest, (epochs,) + rest.shape)], axis=-1)
+            order = np.tile(order, (1, n_lr, 1)).astype(np.int32)  # learning rates share their fold's order
+            starts = np.arange(0, m, batch_size)
+            spans.append(np.broadcast_to(np.stack([starts, np.minimum(starts + batch_size, m)])[:, None],
+                                         (2, epochs, len(starts))))
+        shuffles.append(order)
         members.append(member)
-        spans.append(np.stack([_minibatch_spans(member[order], batch_size) for order in shuffle], axis=1))
         for l in range(n_lr):
             probes = slice(e * group + l * k_folds, e * group + (l + 1) * k_folds)
             test[probes, :test_pos.shape[1]] = test_pos + offsets[t]
             w0[probes], b0[probes] = w_unit, b_unit
 
-    window = _window(np.concatenate([(hi - lo).ravel() for lo, hi in spans]), batch_size)  # each (epochs, steps)
+    # Per-fold orders hold each minibatch in one window of batch_size positions.
+    window = (_window(np.concatenate([(hi - lo).ravel() for lo, hi in spans]), batch_size)  # each (epochs, steps)
+              if shuffle == "shared" else batch_size)
     # Cut each minibatch's span into windows: unit u of an epoch starts at start[u] in minibatch step[u].
     units = [[_windows(lo, hi, window) for lo, hi in zip(*span)] for span in spans]
     n_units = np.asarray([[len(s) for s, _ in entry] for entry in units], np.int32)
@@ -231,11 +261,11 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
             last[e, ep, :n] = np.append(minibatch[1:] != minibatch[:-1], True)
     # Every window lies inside the padded positions, so the engine's slices are never shifted.
     slots = -(-max(max(sizes), int(start.max()) + window) // 16) * 16
-    shuffle = np.zeros((len(entries), epochs, slots), np.int32)
+    orders = np.zeros((len(entries), epochs, shuffles[0].shape[1], slots), np.int32)
     member = np.zeros((len(entries), slots, group), bool)
-    for e, (s, mem) in enumerate(zip(shuffles, members)):
-        shuffle[e, :, :s.shape[1]] = s
-        shuffle[e, :, s.shape[1]:] = np.arange(s.shape[1], slots)
+    for e, (order, mem) in enumerate(zip(shuffles, members)):
+        orders[e, ..., :order.shape[-1]] = order
+        orders[e, ..., order.shape[-1]:] = np.arange(order.shape[-1], slots)
         member[e, :mem.shape[0]] = np.tile(mem, n_lr)
 
     per_probe = lambda v: np.repeat(np.asarray(v), group)  # noqa: E731 (entries -> probes)
@@ -243,7 +273,7 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
         y=np.concatenate([t.labels for t in bench.tasks]).astype(np.float32),
         offset=np.asarray([offsets[t] for t, _ in entries], np.int32),
         n_rows=np.asarray([sizes[t] for t, _ in entries], np.int32),
-        shuffle=shuffle, member=member, n_units=n_units, start=start, step=step, last=last, window=window,
+        shuffle=orders, member=member, n_units=n_units, start=start, step=step, last=last, window=window,
         n_train=per_probe(n_train).astype(np.int32), test=test, n_test=per_probe(n_test).astype(np.int32),
         is_cls=per_probe([bench.tasks[t].is_classification for t, _ in entries]),
         lr=np.tile(np.repeat(np.asarray(learning_rates, np.float32), k_folds), len(entries)),

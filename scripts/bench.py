@@ -27,6 +27,7 @@ Ends with markdown tables for docs/benchmarks.md.
     python scripts/bench.py --torch --torch_tasks 3           # + torch on 3 tasks, extrapolated (+30 s)
     python scripts/bench.py --torch --torch_repeats 2         # + torch on all 11 tasks (+100 s per repeat)
     python scripts/bench.py --data /tmp/neuco_bench_data --repeats 3 --method method_a
+    python scripts/bench.py --shuffle shared                  # the folds of a task share each epoch's shuffle
 
 Heavy work runs in child processes and this process stays small: a child
 reports at least the peak RSS of the process that started it.
@@ -186,7 +187,7 @@ def run_process(cmd: list[str]) -> dict:
 
 def child_cmd(mode: str, args) -> list[str]:
     return [sys.executable, __file__, "--_child", mode, "--data", str(args.data), "--method", args.method,
-            "--repeats", str(args.repeats)]
+            "--repeats", str(args.repeats), "--shuffle", args.shuffle]
 
 
 def last_json(stdout: str) -> dict:
@@ -222,7 +223,7 @@ def child_evaluate(args) -> None:
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
             result = evaluate(args.data / "submissions" / f"{args.method}.csv", args.data / "labels",
-                              Config(k_folds=40), output_dir=out, phase="bench")
+                              Config(k_folds=40, shuffle=args.shuffle), output_dir=out, phase="bench")
             runs.append({**result[0].timings, "total": time.perf_counter() - t0})
     result = result[0]
     scores = {s.name: {"mean_score": s.mean_score, "std_dev": s.std_dev, "q_stat": s.q_stat} for s in result.scores}
@@ -238,7 +239,8 @@ def child_sweep(args) -> None:
     files = sorted((args.data / "submissions").glob("*.csv"))[:SWEEP_METHODS]
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        results = sweep(files, args.data / "labels", Config(k_folds=40), output_dir=out, phase="bench")
+        results = sweep(files, args.data / "labels", Config(k_folds=40, shuffle=args.shuffle), output_dir=out,
+                        phase="bench")
         wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
     print(json.dumps({"wall": wall, "methods": len(files),
@@ -302,6 +304,8 @@ def main() -> int:
     parser.add_argument("--torch_tasks", type=int, default=None,
                         help="time torch on the first N tasks only and extrapolate to all (default: all)")
     parser.add_argument("--torch_repeats", type=int, default=1, help="torch process repeats (default: 1)")
+    parser.add_argument("--shuffle", choices=("per_fold", "shared"), default="per_fold",
+                        help="the config's minibatch shuffle (default: %(default)s, the reference's)")
     parser.add_argument("--_child", choices=("machine", "evaluate", "sweep"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
@@ -316,6 +320,7 @@ def main() -> int:
     cores, gemm = machine["cores"], fig["gemm"]
     if prep["generated_s"]:
         print(f"generated the benchmark in {args.data} ({prep['generated_s']:.1f} s)")
+    print(f"shuffle: {args.shuffle}")
     print(f"{date}: {machine['cpu']}, {cores} cores, {machine['ram_gb']:.1f} GB RAM; "
           f"JAX {machine['jax']} on {machine['device']}; python {platform.python_version()}")
     print(f"load average {os.getloadavg()[0]:.2f}; other processes add noise, so the min of repeats is reported; "
@@ -348,9 +353,11 @@ def main() -> int:
     cli = []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as out:
+            config = Path(out) / "config.yaml"  # the reference's config, plus the shuffle
+            config.write_text(CONFIG.read_text() + f"\nshuffle: {args.shuffle}\n")
             cli.append(run_process([sys.executable, "-m", "neuco_jax", "evaluate", "--annotation_path", str(labels),
-                                    "--submission_file", str(submission), "--output_dir", out,
-                                    "--config", str(CONFIG)]))
+                                    "--submission_file", str(submission), "--output_dir", str(Path(out) / "results"),
+                                    "--config", str(config)]))
     cli_wall, cli_rss = min(r["wall"] for r in cli), max(r["rss_gb"] for r in cli)
     print(f"`python -m neuco_jax evaluate` process wall {spread([r['wall'] for r in cli])}, peak RSS {cli_rss:.2f} GB"
           " (stage times as it prints them; its persistent compilation cache, where it has one, is warm after run 1):")
@@ -362,6 +369,9 @@ def main() -> int:
     print(f"train stage: {gbs:.1f} GB/s of rows = {gbs / fig['copy_n']:.0%} of copy bandwidth, "
           f"{gbs / fig['gather_n']:.0%} of the cache-resident gather ({cores} threads); "
           f"{gflops:.1f} GFLOP/s = {gflops / gemm['jax']:.1%} of JAX GEMM")
+    if args.shuffle == "shared":
+        print("(shared shuffle: these count row visits; a window of rows is read once for all folds, and its "
+              "products run about twice the visits' flops)")
 
     print("\n== sweep")
     proc = run_process(child_cmd("sweep", args))

@@ -58,7 +58,7 @@ def test_shipped_linear_config_is_the_reference_default():
 
 
 def test_to_dict_round_trips():
-    config = Config(k_folds=5, task_filter=("a", "b"), learning_rate=0.01, store_probes=True)
+    config = Config(k_folds=5, task_filter=("a", "b"), learning_rate=0.01, store_probes=True, shuffle="shared")
     assert config_from_dict(config.to_dict()) == config
 
 
@@ -77,6 +77,7 @@ def test_to_dict_round_trips():
     ({"k_folds": 5, "normalize_labels": "yes"}, "normalize_labels"),
     ({"k_folds": 5, "task_filter": "crops"}, "task_filter"),
     ({"k_folds": 5, "task_filter": [1]}, "task_filter"),
+    ({"k_folds": 5, "shuffle": "sideways"}, "shuffle"),
 ])
 def test_bad_values_name_the_key(raw, key):
     with pytest.raises(ConfigError, match=f"'{key}'") as err:

@@ -22,22 +22,24 @@ def bench(tmp_path_factory):
     return make_benchmark(tmp_path_factory.mktemp("bench"), n_ids=300, dim=12, n_methods=1)
 
 
-def one_device_q(bench, tmp_path):
+def one_device_q(bench, tmp_path, shuffle="per_fold"):
     run, = evaluate(bench.submissions["method_a"], bench.labels_dir,
-                    Config(k_folds=3, epochs=2, batch_size=16, learning_rate=0.01), output_dir=tmp_path / "one")
+                    Config(k_folds=3, epochs=2, batch_size=16, learning_rate=0.01, shuffle=shuffle),
+                    output_dir=tmp_path / "one")
     return {s.name: s.q_stat for s in run.scores}
 
 
-def test_four_devices_give_the_one_device_scores(bench, tmp_path):
+@pytest.mark.parametrize("shuffle", ["per_fold", "shared"])
+def test_four_devices_give_the_one_device_scores(bench, tmp_path, shuffle):
     config = tmp_path / "c.yaml"
-    config.write_text(CONFIG)
+    config.write_text(CONFIG + f"shuffle: {shuffle}\n")
     # 3 folds over 4 devices: the probe axis is padded, then the padding dropped.
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     probe = "import jax; print(len(jax.devices()))"
     assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout.strip() == "4"
     subprocess.run(evaluate_command(bench, tmp_path / "four", config), env=env, check=True, capture_output=True, timeout=300)
     got = written_q(tmp_path / "four")
-    expected = one_device_q(bench, tmp_path)
+    expected = one_device_q(bench, tmp_path, shuffle)
     assert got.keys() == expected.keys()
     np.testing.assert_allclose([got[k] for k in sorted(got)], [expected[k] for k in sorted(got)], rtol=1e-6)
 

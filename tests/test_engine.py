@@ -53,12 +53,16 @@ def reference_fold(plan, emb, p, m=0, keep=False):
     return np.array(scores)
 
 
+@pytest.mark.parametrize("shuffle", ["per_fold", "shared"])
 @pytest.mark.parametrize("lr", [2e-2, 1e-1])
-def test_engine_matches_plain_per_fold_loop(toy_tasks, lr):
+def test_engine_matches_plain_per_fold_loop(toy_tasks, lr, shuffle):
     tasks, ids, x = toy_tasks
     bench = prepare(tasks, ids, x)
     assert {t.task_type for t in bench.tasks} == {"regression", "classification"}
-    plan = make_plan(bench, k_folds=4, epochs=4, batch_size=16, learning_rates=(lr,))
+    # Two label fractions: the quarter's minibatches span several windows of the shared shuffle.
+    plan = make_plan(bench, k_folds=4, epochs=4, batch_size=16, learning_rates=(lr, lr / 2),
+                     label_fractions=(1.0, 0.25), shuffle=shuffle)
+    assert plan.n_units.sum() > plan.last.sum() or shuffle == "per_fold"
     emb = stack_embeddings([bench])
     got = engine.run_plan(plan, emb)
     expected = np.stack([reference_fold(plan, emb, p) for p in range(len(plan.n_train))])
@@ -90,10 +94,11 @@ def test_padding_steps_leave_a_small_task_unchanged(toy_tasks):
     np.testing.assert_allclose(scores_both.epoch_scores[0, :3], scores_alone.epoch_scores[0], atol=1e-6)
 
 
-def test_best_epoch_logits_and_final_weights_match_the_plain_loop(toy_tasks):
+@pytest.mark.parametrize("shuffle", ["per_fold", "shared"])
+def test_best_epoch_logits_and_final_weights_match_the_plain_loop(toy_tasks, shuffle):
     tasks, ids, x = toy_tasks
     bench = prepare(tasks, ids, x)
-    plan = make_plan(bench, k_folds=2, epochs=3, batch_size=16, learning_rates=(0.05,))
+    plan = make_plan(bench, k_folds=2, epochs=3, batch_size=16, learning_rates=(0.05,), shuffle=shuffle)
     emb = stack_embeddings([bench])
     got = engine.run_plan(plan, emb)
     for p in range(len(plan.n_train)):

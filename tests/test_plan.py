@@ -48,7 +48,6 @@ def test_a_tasks_plan_does_not_depend_on_the_other_tasks(toy_tasks):
     alone = make_plan(prepare(tasks[1:], ids, x), k_folds=2, epochs=2, batch_size=8)
     np.testing.assert_array_equal(both.w0[2:], alone.w0)
     offset = len(prepare(tasks, ids, x).tasks[0].ids)
-    n = alone.n_train[0]
     for p in range(alone.group):
         for e in range(2):
             np.testing.assert_array_equal(both.visits(2 + p, e) - offset, alone.visits(p, e))
@@ -93,11 +92,14 @@ def test_weights_of_a_narrower_embedding_are_a_prefix(toy_tasks):
     np.testing.assert_array_equal(wide.member, narrow.member)
 
 
+@pytest.mark.parametrize("shuffle", ["per_fold", "shared"])
 @pytest.mark.parametrize("fractions", [(1.0,), (1.0, 0.3)])
-def test_windows_hold_every_minibatch_of_every_probe(toy_tasks, fractions):
+def test_windows_hold_every_minibatch_of_every_probe(toy_tasks, fractions, shuffle):
     """Minibatch s of each probe (its visits s*B..(s+1)*B) lies inside the windows the plan gives step s."""
     tasks, ids, x = toy_tasks
-    plan = make_plan(prepare(tasks, ids, x), k_folds=5, epochs=3, batch_size=8, label_fractions=fractions)
+    plan = make_plan(prepare(tasks, ids, x), k_folds=5, epochs=3, batch_size=8, label_fractions=fractions,
+                     learning_rates=(1e-3, 1e-2), shuffle=shuffle)
+    assert plan.own_orders == (shuffle == "per_fold")
     B, W = plan.batch_size, plan.window
     for p in range(len(plan.n_train)):
         e = p // plan.group
@@ -109,18 +111,20 @@ def test_windows_hold_every_minibatch_of_every_probe(toy_tasks, fractions):
                                           [np.flatnonzero(step == s)[-1] for s in np.unique(step)])
             assert start.max() + W <= plan.shuffle.shape[-1]  # slices are never clamped
             # Where each visited sample sits in the epoch's shuffle.
-            where = np.argsort(plan.shuffle[e, epoch])[plan.visits(p, epoch) - plan.offset[e]]
+            order = plan.shuffle[e, epoch, p % plan.group if plan.own_orders else 0]
+            where = np.argsort(order)[plan.visits(p, epoch) - plan.offset[e]]
             for s in range(-(-plan.n_train[p] // B)):
                 covered = np.concatenate([np.arange(a, a + W) for a in start[step == s]])
                 assert np.isin(where[s * B:(s + 1) * B], covered).all()
 
 
-def test_each_fold_visits_its_rows_in_uniformly_random_order(toy_tasks):
-    """Folds share each epoch's shuffle; each one's own order is still uniform (chi-square over epochs)."""
+@pytest.mark.parametrize("shuffle", ["per_fold", "shared"])
+def test_each_fold_visits_its_rows_in_uniformly_random_order(toy_tasks, shuffle):
+    """Shared or not, each fold's order is uniform (chi-square over epochs), as the reference's."""
     from scipy.stats import chisquare
 
     tasks, ids, x = toy_tasks
-    plan = make_plan(prepare(tasks[:1], ids, x), k_folds=3, epochs=600, batch_size=8)
+    plan = make_plan(prepare(tasks[:1], ids, x), k_folds=3, epochs=600, batch_size=8, shuffle=shuffle)
     for p in range(3):
         first = plan.visits(p, 0)[0]
         rank = np.array([np.flatnonzero(plan.visits(p, e) == first)[0] for e in range(plan.epochs)])

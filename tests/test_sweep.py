@@ -35,9 +35,10 @@ def test_scores_are_identical_alone_and_in_a_chunked_sweep(bench, tmp_path):
     assert len(list((tmp_path / "results").iterdir())) == 3
 
 
-def test_learning_rate_and_label_fraction_variants_equal_separate_runs(bench, tmp_path):
+@pytest.mark.parametrize("shuffle", ["per_fold", "shared"])
+def test_learning_rate_and_label_fraction_variants_equal_separate_runs(bench, tmp_path, shuffle):
     f = bench.submissions["method_a"]
-    config = Config(k_folds=3, epochs=3, batch_size=16,
+    config = Config(k_folds=3, epochs=3, batch_size=16, shuffle=shuffle,
                     ablations=Ablations(learning_rates=(0.003, 0.03), label_fractions=(1.0, 0.5)))
     runs = sweep([f], bench.labels_dir, config, output_dir=tmp_path)
     names = [r.name for r in runs]
@@ -46,7 +47,8 @@ def test_learning_rate_and_label_fraction_variants_equal_separate_runs(bench, tm
     by_name = dict(zip(names, runs))
     for lr in (0.003, 0.03):
         for frac in (1.0, 0.5):
-            single = Config(k_folds=3, epochs=3, batch_size=16, learning_rate=lr, label_fraction=frac)
+            single = Config(k_folds=3, epochs=3, batch_size=16, learning_rate=lr, label_fraction=frac,
+                            shuffle=shuffle)
             alone, = evaluate(f, bench.labels_dir, single, output_dir=tmp_path / "alone")
             got = by_name[f"method_a@lr={lr:g}@frac={frac:g}"]
             np.testing.assert_allclose(fold_scores(got), fold_scores(alone), atol=1e-6)
