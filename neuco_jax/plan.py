@@ -230,12 +230,9 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
         if shuffle == "shared":  # one shuffle of the task's positions per epoch
             order = rng.permuted(np.broadcast_to(np.arange(n, dtype=np.int32), (epochs, 1, n)), axis=-1)
             spans.append(np.stack([_minibatch_spans(member[o[0]], batch_size) for o in order], axis=1))
-        else:  # each fold's training rows in a fresh order, then its other positions
+        else:  # each fold's training rows in a fresh order (then padding, below)
             perm = rng.permuted(np.broadcast_to(np.arange(m, dtype=np.int32), (epochs, k_folds, m)), axis=-1)
-            rest = np.nonzero(~member.T)[1].reshape(k_folds, n - m)
-            order = np.concatenate([np.take_along_axis(train_pos[None, :, :m], perm, axis=-1),
-                                    np.broadcast_to(rest, (epochs,) + rest.shape)], axis=-1)
-            order = np.tile(order, (1, n_lr, 1)).astype(np.int32)  # learning rates share their fold's order
+            order = np.take_along_axis(train_pos[None, :, :m].astype(np.int32), perm, axis=-1)
             starts = np.arange(0, m, batch_size)
             spans.append(np.broadcast_to(np.stack([starts, np.minimum(starts + batch_size, m)])[:, None],
                                          (2, epochs, len(starts))))
@@ -259,13 +256,17 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
             n = len(first)
             start[e, ep, :n], step[e, ep, :n] = first, minibatch
             last[e, ep, :n] = np.append(minibatch[1:] != minibatch[:-1], True)
-    # Every window lies inside the padded positions, so the engine's slices are never shifted.
-    slots = -(-max(max(sizes), int(start.max()) + window) // 16) * 16
-    orders = np.zeros((len(entries), epochs, shuffles[0].shape[1], slots), np.int32)
+    # Every window lies inside the padded positions, so the engine's slices are never
+    # shifted, and the last position is always padding.
+    slots = -(-max(max(sizes) + 1, int(start.max()) + window) // 16) * 16
+    orders = np.full((len(entries), epochs, 1 if shuffle == "shared" else group, slots), slots - 1, np.int32)
     member = np.zeros((len(entries), slots, group), bool)
     for e, (order, mem) in enumerate(zip(shuffles, members)):
-        orders[e, ..., :order.shape[-1]] = order
-        orders[e, ..., order.shape[-1]:] = np.arange(order.shape[-1], slots)
+        if shuffle == "shared":  # a permutation of all positions, padding last
+            orders[e, ..., :order.shape[-1]] = order
+            orders[e, ..., order.shape[-1]:] = np.arange(order.shape[-1], slots)
+        else:  # learning rates share their fold's order
+            orders[e].reshape(epochs, n_lr, k_folds, slots)[..., :order.shape[-1]] = order[:, None]
         member[e, :mem.shape[0]] = np.tile(mem, n_lr)
 
     per_probe = lambda v: np.repeat(np.asarray(v), group)  # noqa: E731 (entries -> probes)

@@ -112,7 +112,8 @@ def test_windows_hold_every_minibatch_of_every_probe(toy_tasks, fractions, shuff
             assert start.max() + W <= plan.shuffle.shape[-1]  # slices are never clamped
             # Where each visited sample sits in the epoch's shuffle.
             order = plan.shuffle[e, epoch, p % plan.group if plan.own_orders else 0]
-            where = np.argsort(order)[plan.visits(p, epoch) - plan.offset[e]]
+            where = np.flatnonzero(plan.member[e, order, p % plan.group])  # the probe's rows, in visiting order
+            np.testing.assert_array_equal(order[where] + plan.offset[e], plan.visits(p, epoch))
             for s in range(-(-plan.n_train[p] // B)):
                 covered = np.concatenate([np.arange(a, a + W) for a in start[step == s]])
                 assert np.isin(where[s * B:(s + 1) * B], covered).all()
