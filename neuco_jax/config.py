@@ -187,8 +187,8 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
 
     return Config(k_folds=k_folds, batch_size=params["batch_size"], epochs=params["epochs"],
                   learning_rate=float(lr), device=device, embedding_dim=dim,
-                  task_filter=task_filter, seed=seed, shuffle=shuffle, label_fraction=float(fraction), ablations=ablations,
-                  **flags)
+                  task_filter=task_filter, seed=seed, shuffle=shuffle, label_fraction=float(fraction),
+                  ablations=ablations, **flags)
 
 
 def _ablations(raw: Any, epochs: int, source: str) -> Ablations:

@@ -232,7 +232,8 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
             state = jax.vmap(tx.init)(params)
             carry = (params, state, jnp.full(group, -jnp.inf), jnp.zeros(test.shape, x.dtype))
             (params, _, _, best_z), per_epoch = jax.lax.scan(epoch, carry, (n_units, start, step, last, shuffle))
-            return per_epoch + (best_z, params[:, :dim], params[:, dim])  # (epochs, group) x 3, (group, test_slots), w, b
+            # (epochs, group) x 3, then (group, test_slots), w, b
+            return per_epoch + (best_z, params[:, :dim], params[:, dim])
 
         # Entries run one after another (a task's rows stay in cache while all its probes
         # train); the probes of an entry step together (and are sharded over devices).
@@ -279,11 +280,12 @@ def _device_arrays(plan: ProbePlan, emb: Embeddings, mesh) -> tuple:
     test = plan.test - np.repeat(plan.offset, group)[:, None]
     test = np.where(np.arange(test.shape[1]) < plan.n_test[:, None], test, 0).astype(np.int32)
     sharded = (None, "probes")
+    shuffle = put(pad(plan.shuffle, axis=2), (None, None, None, "probes")) if plan.own_orders else put(plan.shuffle)
     return (put(emb.x), put(emb.sample_row), put(emb.dims), put(plan.y), put(plan.offset), put(plan.n_rows),
-            put(pad(plan.shuffle, axis=2), (None, None, None, "probes")) if plan.own_orders else put(plan.shuffle),
-            put(pad(plan.member, axis=2), (None, None, "probes")), put(plan.n_units),
-            put(plan.start), put(plan.step), put(plan.last), put(first(plan.n_train)), put(per_probe(test), sharded), put(first(plan.n_test)),
-            put(first(plan.is_cls)), *(put(per_probe(a), sharded) for a in (plan.lr, plan.w0, plan.b0)))
+            shuffle, put(pad(plan.member, axis=2), (None, None, "probes")), put(plan.n_units), put(plan.start),
+            put(plan.step), put(plan.last), put(first(plan.n_train)), put(per_probe(test), sharded),
+            put(first(plan.n_test)), put(first(plan.is_cls)),
+            *(put(per_probe(a), sharded) for a in (plan.lr, plan.w0, plan.b0)))
 
 
 def compile_plan(plan: ProbePlan, emb: Embeddings, devices=None):

@@ -66,8 +66,10 @@ class ProbePlan:
 
     y: (n_samples,) float32                    label of each sample
     offset, n_rows: (entries,) int32           first sample and number of samples of the entry's task
-    shuffle: (entries, epochs, orders, slots)  each epoch's order(s) of the task's positions (padding
-            int32                              last); orders: group (per-fold) or 1 (shared)
+    shuffle: (entries, epochs, orders, slots)  each epoch's order(s) of the task's positions; shared
+            int32                              (orders = 1): all positions, padding last; per-fold
+                                               (orders = group): the probe's training rows, then
+                                               the last position (always padding) repeated
     member: (entries, slots, group) bool       the position is in the probe's training set
     n_units: (entries, epochs) int32           windows in the epoch
     start, step: (entries, epochs, units) int32  where each window starts in the shuffle and the
