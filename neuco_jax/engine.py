@@ -18,6 +18,9 @@ A minibatch is read in windows of the epoch's shuffled task rows (see
 ProbePlan): with per-fold orders each probe gathers its own window; with a
 shared shuffle one window serves every probe, and the step is two matrix
 products. A mask picks each probe's rows of the minibatch out of its window.
+On one CPU device, per-fold windows go through a fused native kernel
+(neuco_jax.native: each row read once for its forward and gradient) when it
+could be built; elsewhere XLA gathers the rows and runs the products.
 Padding: plan arrays are padded to the largest task, but an epoch's loop runs
 only its own windows, so padding never touches a probe's parameters or
 optimiser state; the last, smaller batch is averaged over its own rows.
@@ -37,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from neuco_jax import native
 from neuco_jax.plan import Embeddings, ProbePlan
 
 HIGHEST = jax.lax.Precision.HIGHEST  # no reduced-precision matmuls on GPU/TPU
@@ -132,7 +136,7 @@ def _heldout_scores(z, y, mask, is_cls):
 
 
 def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_units, start, step, last, n_train,
-                     test, n_test, is_cls, lr, w0, b0, *, batch_size, window):
+                     test, n_test, is_cls, lr, w0, b0, *, batch_size, window, use_native=False):
     """One pass over every method, entry and probe.
 
     x: (M, n_rows, dim), sample_row: (M, n_samples), dims: (M,), y: (n_samples,) as in Embeddings
@@ -179,6 +183,7 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
                 # Minibatch number of each shuffled position, per probe (-1: not one of its training rows).
                 visited = jnp.take_along_axis(member, order.T, axis=0)  # (slots, group)
                 batch = jnp.where(visited, (jnp.cumsum(visited, 0, dtype=jnp.int32) - 1) // batch_size, -1)
+                fused = native.window_step(cls) if use_native else None
                 if own_orders:  # each probe gathers its own window of rows: a batched matrix-vector product
                     def products(start):
                         idx = jax.lax.dynamic_slice_in_dim(order, start, window, axis=1)
@@ -199,21 +204,30 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
                     params, state, grad, loss_sum = carry
                     s = step[u]
                     n = jnp.minimum(batch_size, n_train - s * batch_size).astype(x.dtype)  # the minibatch's rows
-                    forward, backward = products(start[u])
                     yw = jax.lax.dynamic_slice_in_dim(y_e, start[u], window)
                     mask = (jax.lax.dynamic_slice_in_dim(batch, start[u], window) == s).astype(x.dtype) / n
-                    z = forward(params)  # (window, group)
-                    if cls:  # d loss / d z: (sigmoid(z) - y) / n for BCE, 2 (z - y) / n for MSE
-                        dz, loss = jax.nn.sigmoid(z) - yw, optax.sigmoid_binary_cross_entropy(z, yw)
+                    if fused is not None:  # the native kernel: gather, forward and gradient in one pass
+                        idx = jax.lax.dynamic_slice_in_dim(order, start[u], window, axis=1)
+                        g, loss = fused(x_task, idx, params, yw, mask)
                     else:
-                        dz, loss = 2.0 * (z - yw), (z - yw) ** 2
-                    grad = grad + backward(mask * dz)
+                        forward, backward = products(start[u])
+                        z = forward(params)  # (window, group)
+                        if cls:  # d loss / d z: (sigmoid(z) - y) / n for BCE, 2 (z - y) / n for MSE
+                            dz, loss = jax.nn.sigmoid(z) - yw, optax.sigmoid_binary_cross_entropy(z, yw)
+                        else:
+                            dz, loss = 2.0 * (z - yw), (z - yw) ** 2
+                        g, loss = backward(mask * dz), jnp.sum(mask * loss, 0)
+                    loss_sum = loss_sum + loss
+                    if own_orders:  # a per-fold window is a whole minibatch (ProbePlan): every unit steps
+                        updates, state = jax.vmap(tx.update)(g, state, params)
+                        return params - lr[:, None] * updates, state, grad, loss_sum
                     # The minibatch's last window takes the AdamW step and starts a fresh gradient.
+                    grad = grad + g
                     updates, stepped = jax.vmap(tx.update)(grad, state, params)
                     done = last[u]
                     params = jnp.where(done, params - lr[:, None] * updates, params)
                     state = jax.tree.map(lambda new, old: jnp.where(done, new, old), stepped, state)
-                    return params, state, jnp.where(done, 0.0, grad), loss_sum + jnp.sum(mask * loss, 0)
+                    return params, state, jnp.where(done, 0.0, grad), loss_sum
 
                 params, state, best_score, best_z = carry
                 # A loop of the epoch's own windows: no padding step ever touches its probes.
@@ -246,12 +260,19 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
 
 
 @functools.cache
-def _program(devices: tuple, batch_size: int, window: int):
+def _program(devices: tuple, batch_size: int, window: int, use_native: bool):
     """The jitted engine for a set of devices: probes sharded over them, results replicated."""
     mesh = jax.sharding.Mesh(np.array(devices), ("probes",))
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    fn = jax.jit(partial(_train_and_score, batch_size=batch_size, window=window), out_shardings=replicated)
+    fn = jax.jit(partial(_train_and_score, batch_size=batch_size, window=window, use_native=use_native),
+                 out_shardings=replicated)
     return fn, mesh
+
+
+def uses_native(plan: ProbePlan, devices, native_step: bool = True) -> bool:
+    """Whether the engine takes the fused native step: per-fold orders on one CPU device, kernel built."""
+    return (native_step and plan.own_orders and len(devices) == 1 and devices[0].platform == "cpu"
+            and native.available())
 
 
 def _device_arrays(plan: ProbePlan, emb: Embeddings, mesh) -> tuple:
@@ -288,29 +309,32 @@ def _device_arrays(plan: ProbePlan, emb: Embeddings, mesh) -> tuple:
             *(put(per_probe(a), sharded) for a in (plan.lr, plan.w0, plan.b0)))
 
 
-def compile_plan(plan: ProbePlan, emb: Embeddings, devices=None):
+def compile_plan(plan: ProbePlan, emb: Embeddings, devices=None, native_step: bool = True):
     """Compile the engine for the shapes of a plan and a stack of methods (cached per shape).
 
     Args:
       devices: the devices to shard probes over; default: all of JAX's default backend.
+      native_step: take the fused native step where it applies (`uses_native`); False keeps
+        the pure-XLA step everywhere.
     """
-    fn, mesh = _program(tuple(devices or jax.devices()), plan.batch_size, plan.window)
+    devices = tuple(devices or jax.devices())
+    fn, mesh = _program(devices, plan.batch_size, plan.window, uses_native(plan, devices, native_step))
     return fn.lower(*_device_arrays(plan, emb, mesh)).compile(), mesh
 
 
-def run_plan(plan: ProbePlan, emb: Embeddings, compiled=None, devices=None) -> ProbeScores:
+def run_plan(plan: ProbePlan, emb: Embeddings, compiled=None, devices=None, native_step: bool = True) -> ProbeScores:
     """Train and score every probe of every method in one compiled program; results on the host.
 
     Args:
       plan: the padded probe plan.
       emb: the methods' embeddings (leading axis: methods).
       compiled: what `compile_plan` returned; compiled on first use when None.
-      devices: as in compile_plan (ignored when `compiled` is given).
+      devices, native_step: as in compile_plan (ignored when `compiled` is given).
 
     Returns:
       ProbeScores with a leading methods axis.
     """
-    executable, mesh = compiled or compile_plan(plan, emb, devices)
+    executable, mesh = compiled or compile_plan(plan, emb, devices, native_step)
     *per_epoch, best_z, w, b = jax.device_get(executable(*_device_arrays(plan, emb, mesh)))
     # (M, entries, epochs, padded group) -> (M, probes, epochs), padding dropped
     scores, train_loss, test_loss = (np.moveaxis(a[..., :plan.group], 2, 3).reshape(a.shape[0], -1, a.shape[2])

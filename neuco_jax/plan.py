@@ -62,7 +62,8 @@ class ProbePlan:
     rows. But the folds then see nearly the same sequence of minibatches, and
     their scores vary less than with independent orders (docs/benchmarks.md).
     Minibatch spans are cut into windows of `window` shuffled positions; one
-    window is a unit of the engine's loop.
+    window is a unit of the engine's loop. With per-fold orders the window is
+    the batch size and every window is one whole minibatch (`last` is all true).
 
     y: (n_samples,) float32                    label of each sample
     offset, n_rows: (entries,) int32           first sample and number of samples of the entry's task

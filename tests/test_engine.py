@@ -1,10 +1,11 @@
 """The vmapped engine against a plain per-fold loop written independently in numpy."""
 
+import jax
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score, r2_score
 
-from neuco_jax import engine
+from neuco_jax import engine, native
 from neuco_jax.data import prepare
 from neuco_jax.plan import make_plan, stack_embeddings
 
@@ -53,9 +54,20 @@ def reference_fold(plan, emb, p, m=0, keep=False):
     return np.array(scores)
 
 
-@pytest.mark.parametrize("shuffle", ["per_fold", "shared"])
+# The per-fold step runs natively on one CPU device where a C++ compiler is present; test both.
+STEPS = [("per_fold", True), ("per_fold", False), ("shared", False)]
+
+
+def _step_params(steps):
+    return [pytest.param(shuffle, native_step, id=f"{shuffle}-{'native' if native_step else 'xla'}",
+                         marks=[pytest.mark.skipif(native_step and not native.available(),
+                                                   reason="no C++ compiler for the native step")])
+            for shuffle, native_step in steps]
+
+
+@pytest.mark.parametrize("shuffle,native_step", _step_params(STEPS))
 @pytest.mark.parametrize("lr", [2e-2, 1e-1])
-def test_engine_matches_plain_per_fold_loop(toy_tasks, lr, shuffle):
+def test_engine_matches_plain_per_fold_loop(toy_tasks, lr, shuffle, native_step):
     tasks, ids, x = toy_tasks
     bench = prepare(tasks, ids, x)
     assert {t.task_type for t in bench.tasks} == {"regression", "classification"}
@@ -64,7 +76,8 @@ def test_engine_matches_plain_per_fold_loop(toy_tasks, lr, shuffle):
                      label_fractions=(1.0, 0.25), shuffle=shuffle)
     assert plan.n_units.sum() > plan.last.sum() or shuffle == "per_fold"
     emb = stack_embeddings([bench])
-    got = engine.run_plan(plan, emb)
+    assert engine.uses_native(plan, jax.devices(), native_step) == native_step
+    got = engine.run_plan(plan, emb, native_step=native_step)
     expected = np.stack([reference_fold(plan, emb, p) for p in range(len(plan.n_train))])
     np.testing.assert_allclose(got.epoch_scores[0], expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(got.best[0], expected.max(axis=1), atol=1e-5, rtol=0)
@@ -94,13 +107,13 @@ def test_padding_steps_leave_a_small_task_unchanged(toy_tasks):
     np.testing.assert_allclose(scores_both.epoch_scores[0, :3], scores_alone.epoch_scores[0], atol=1e-6)
 
 
-@pytest.mark.parametrize("shuffle", ["per_fold", "shared"])
-def test_best_epoch_logits_and_final_weights_match_the_plain_loop(toy_tasks, shuffle):
+@pytest.mark.parametrize("shuffle,native_step", _step_params(STEPS))
+def test_best_epoch_logits_and_final_weights_match_the_plain_loop(toy_tasks, shuffle, native_step):
     tasks, ids, x = toy_tasks
     bench = prepare(tasks, ids, x)
     plan = make_plan(bench, k_folds=2, epochs=3, batch_size=16, learning_rates=(0.05,), shuffle=shuffle)
     emb = stack_embeddings([bench])
-    got = engine.run_plan(plan, emb)
+    got = engine.run_plan(plan, emb, native_step=native_step)
     for p in range(len(plan.n_train)):
         scores, (w, b), best_z = reference_fold(plan, emb, p, keep=True)
         np.testing.assert_allclose(got.w[0, p], w, atol=1e-4)

@@ -1,0 +1,108 @@
+"""The fused per-fold minibatch step for CPU (window_step.cc), built on first use.
+
+The source is compiled with the machine's C++ compiler into the user's cache
+folder (next to the XLA compilation cache) and registered as an XLA FFI
+target. Without a compiler, on other platforms, or with NEUCO_JAX_NATIVE=0,
+`window_step` returns None and the engine keeps its pure-XLA step.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import jax
+
+log = logging.getLogger(__name__)
+
+ENV = "NEUCO_JAX_NATIVE"
+SOURCE = Path(__file__).with_name("window_step.cc")
+TARGETS = {True: ("neuco_window_step_cls", "NeucoWindowStepCls"), False: ("neuco_window_step_reg", "NeucoWindowStepReg")}
+FLAG_SETS = (["-O3", "-march=native", "-fopenmp-simd"], ["-O3", "-fopenmp-simd"], ["-O3"])
+
+
+def _cache_dir() -> Path:
+    from neuco_jax.runtime import default_cache_dir
+
+    return default_cache_dir().parent / "native"
+
+
+def _build(compiler: str, folder: Path) -> Path | None:
+    """Compile the source into folder (once per source, JAX and compiler); the library's path, or None."""
+    include = jax.ffi.include_dir()
+    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), jax.__version__.encode(), compiler.encode(),
+                                     sys.platform.encode()])).hexdigest()[:16]
+    lib = folder / f"window_step-{key}.so"
+    if lib.exists():
+        return lib
+    folder.mkdir(parents=True, exist_ok=True)
+    for flags in FLAG_SETS:
+        # Build under a temporary name, then rename: concurrent runs never load a half-written file.
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
+        os.close(fd)
+        cmd = [compiler, "-std=c++17", "-shared", "-fPIC", *flags, "-I", include, str(SOURCE), "-o", tmp]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            proc = None
+            log.info("native step: %s failed: %s", compiler, e)
+        if proc is not None and proc.returncode == 0:
+            os.replace(tmp, lib)
+            return lib
+        os.unlink(tmp)
+        if proc is not None:
+            log.info("native step: %s %s failed:\n%s", compiler, " ".join(flags), proc.stderr[-2000:])
+    return None
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    if os.environ.get(ENV, "1") == "0" or not hasattr(jax, "ffi"):
+        return None
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if compiler is None:
+        log.info("native step: no C++ compiler found; using the XLA step")
+        return None
+    try:
+        path = _build(compiler, _cache_dir())
+    except OSError as e:
+        log.info("native step: cannot build in %s (%s); using the XLA step", _cache_dir(), e)
+        return None
+    if path is None:
+        return None
+    lib = ctypes.cdll.LoadLibrary(str(path))
+    for name, symbol in TARGETS.values():
+        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
+    return lib
+
+
+def available() -> bool:
+    """Whether the fused step is built and registered (builds it on the first call)."""
+    return _library() is not None
+
+
+def window_step(cls: bool):
+    """The fused step as a JAX function (x, idx, params, y, mask) -> (grad, loss), or None if unavailable.
+
+    x: (slots, width) float32 task rows; idx: (group, window) int32 rows of each probe's window;
+    params: (group, width); y, mask: (window, group) labels and per-row weights (0: not in the
+    minibatch). grad: (group, width) = sum over rows of mask * dloss/dz * x; loss: (group,) = sum of
+    mask * loss.
+    """
+    if not available():
+        return None
+    name = TARGETS[cls][0]
+
+    def step(x, idx, params, y, mask):
+        out = (jax.ShapeDtypeStruct(params.shape, params.dtype), jax.ShapeDtypeStruct(params.shape[:1], params.dtype))
+        return jax.ffi.ffi_call(name, out)(x, idx, params, y, mask)
+
+    return step
