@@ -78,6 +78,12 @@ class _AdamState(NamedTuple):
     nu: optax.Updates
 
 
+def _bias_corrections(count):
+    """Adam's 1 - beta1**t and 1 - beta2**t after `count` steps, as -expm1(t log beta) in float32."""
+    t = count.astype(jnp.float32)
+    return tuple(-jnp.expm1(t * math.log(b)) for b in BETAS)
+
+
 def _scale_by_adam_exact_bias() -> optax.GradientTransformation:
     """Adam's moment scaling with torch's bias correction precision.
 
@@ -86,7 +92,6 @@ def _scale_by_adam_exact_bias() -> optax.GradientTransformation:
     scaled wrongly. Here 1 - b**t = -expm1(t * log(b)), accurate in float32.
     """
     b1, b2 = BETAS
-    log_b1, log_b2 = math.log(b1), math.log(b2)
 
     def init(params):
         zeros = jax.tree.map(jnp.zeros_like, params)
@@ -97,8 +102,7 @@ def _scale_by_adam_exact_bias() -> optax.GradientTransformation:
         mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
         nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, grads)
         count = state.count + 1
-        t = count.astype(jnp.float32)
-        c1, c2 = -jnp.expm1(t * log_b1), -jnp.expm1(t * log_b2)
+        c1, c2 = _bias_corrections(count)
         updates = jax.tree.map(lambda m, v: (m / c1) / (jnp.sqrt(v / c2) + EPS), mu, nu)
         return updates, _AdamState(count, mu, nu)
 
@@ -183,7 +187,7 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
                 # Minibatch number of each shuffled position, per probe (-1: not one of its training rows).
                 visited = jnp.take_along_axis(member, order.T, axis=0)  # (slots, group)
                 batch = jnp.where(visited, (jnp.cumsum(visited, 0, dtype=jnp.int32) - 1) // batch_size, -1)
-                fused = native.window_step(cls) if use_native else None
+                fused = native.minibatch_step(cls) if use_native else None  # per-fold orders only
                 if own_orders:  # each probe gathers its own window of rows: a batched matrix-vector product
                     def products(start):
                         idx = jax.lax.dynamic_slice_in_dim(order, start, window, axis=1)
@@ -203,20 +207,22 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
                     """One window of minibatch step[u]: its rows of every probe, forward and gradient."""
                     params, state, grad, loss_sum = carry
                     s = step[u]
-                    n = jnp.minimum(batch_size, n_train - s * batch_size).astype(x.dtype)  # the minibatch's rows
-                    yw = jax.lax.dynamic_slice_in_dim(y_e, start[u], window)
-                    mask = (jax.lax.dynamic_slice_in_dim(batch, start[u], window) == s).astype(x.dtype) / n
-                    if fused is not None:  # the native kernel: gather, forward and gradient in one pass
+                    n = jnp.minimum(batch_size, n_train - s * batch_size)  # the minibatch's rows
+                    if fused is not None:  # the native kernel: the whole step, each row read once
+                        adam, count = state[0], state[0].count + 1
+                        c1, c2 = _bias_corrections(count)
                         idx = jax.lax.dynamic_slice_in_dim(order, start[u], window, axis=1)
-                        g, loss = fused(x_task, idx, params, yw, mask)
+                        params, mu, nu, loss = fused(x_task, y_task, idx, n, params, adam.mu, adam.nu, lr, c1, c2)
+                        return params, (_AdamState(count, mu, nu), *state[1:]), grad, loss_sum + loss
+                    yw = jax.lax.dynamic_slice_in_dim(y_e, start[u], window)
+                    mask = (jax.lax.dynamic_slice_in_dim(batch, start[u], window) == s) / n.astype(x.dtype)
+                    forward, backward = products(start[u])
+                    z = forward(params)  # (window, group)
+                    if cls:  # d loss / d z: (sigmoid(z) - y) / n for BCE, 2 (z - y) / n for MSE
+                        dz, loss = jax.nn.sigmoid(z) - yw, optax.sigmoid_binary_cross_entropy(z, yw)
                     else:
-                        forward, backward = products(start[u])
-                        z = forward(params)  # (window, group)
-                        if cls:  # d loss / d z: (sigmoid(z) - y) / n for BCE, 2 (z - y) / n for MSE
-                            dz, loss = jax.nn.sigmoid(z) - yw, optax.sigmoid_binary_cross_entropy(z, yw)
-                        else:
-                            dz, loss = 2.0 * (z - yw), (z - yw) ** 2
-                        g, loss = backward(mask * dz), jnp.sum(mask * loss, 0)
+                        dz, loss = 2.0 * (z - yw), (z - yw) ** 2
+                    g, loss = backward(mask * dz), jnp.sum(mask * loss, 0)
                     loss_sum = loss_sum + loss
                     if own_orders:  # a per-fold window is a whole minibatch (ProbePlan): every unit steps
                         updates, state = jax.vmap(tx.update)(g, state, params)

@@ -13,40 +13,49 @@ from neuco_jax import native
 needs_native = pytest.mark.skipif(not native.available(), reason="no C++ compiler for the native step")
 
 
-def numpy_step(x, idx, params, y, mask, cls):
-    """Sum over each probe's window of mask * (dloss/dz * x, loss), in float64."""
-    xw = x.astype(np.float64)[idx]  # (group, window, width)
-    z = np.einsum("gwd,gd->wg", xw, params.astype(np.float64))
+def numpy_step(x, y, idx, n, params, mu, nu, lr, c1, c2, cls):
+    """The step in float64: the mean minibatch gradient of each probe, then AdamW (torch's defaults)."""
+    xb = x.astype(np.float64)[idx[:, :n]]  # (group, n, width)
+    yb = y.astype(np.float64)[idx[:, :n]]
+    z = np.einsum("gnd,gd->gn", xb, params.astype(np.float64))
     if cls:
-        dz = 1 / (1 + np.exp(-z)) - y
-        loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+        dz = 1 / (1 + np.exp(-z)) - yb
+        loss = np.maximum(z, 0) - z * yb + np.log1p(np.exp(-np.abs(z)))
     else:
-        dz, loss = 2 * (z - y), (z - y) ** 2
-    return np.einsum("gwd,wg->gd", xw, mask * dz), (mask * loss).sum(0)
+        dz, loss = 2 * (z - yb), (z - yb) ** 2
+    grad = np.einsum("gnd,gn->gd", xb, dz) / n
+    mu = 0.9 * mu + 0.1 * grad
+    nu = 0.999 * nu + 0.001 * grad ** 2
+    update = (mu / c1[:, None]) / (np.sqrt(nu / c2[:, None]) + 1e-8) + 0.01 * params
+    return params - lr[:, None] * update, mu, nu, loss.mean(1)
 
 
 @needs_native
 @pytest.mark.parametrize("cls", [True, False])
-@pytest.mark.parametrize("width,group,window", [(1040, 40, 64), (37, 3, 5), (48, 17, 9)])
-def test_window_step_matches_numpy(cls, width, group, window):
+@pytest.mark.parametrize("width,group,window,n", [(1040, 40, 64, 64), (37, 3, 5, 2), (48, 17, 9, 9)])
+def test_minibatch_step_matches_numpy(cls, width, group, window, n):
     rng = np.random.default_rng(width + group)
     slots = 50
     x = rng.normal(size=(slots, width)).astype(np.float32)
+    y = (rng.random(slots) > 0.5 if cls else rng.normal(size=slots)).astype(np.float32)
     idx = rng.integers(0, slots, (group, window)).astype(np.int32)
-    params = (rng.normal(size=(group, width)) / np.sqrt(width)).astype(np.float32)
-    y = (rng.random((window, group)) > 0.5 if cls else rng.normal(size=(window, group))).astype(np.float32)
-    # Some rows are not in a probe's minibatch (mask 0): they must not count.
-    mask = (rng.random((window, group)) > 0.3).astype(np.float32) / window
-    grad, loss = jax.jit(native.window_step(cls))(x, idx, params, y, mask)
-    want_grad, want_loss = numpy_step(x, idx, params, y, mask, cls)
-    np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(loss, want_loss, rtol=1e-5, atol=1e-6)
+    params, mu = (rng.normal(size=(2, group, width)) / np.sqrt(width)).astype(np.float32)
+    nu = (rng.random((group, width)) / width).astype(np.float32)
+    lr = rng.uniform(1e-3, 1e-1, group).astype(np.float32)
+    t = rng.integers(1, 20, group)
+    c1, c2 = (1 - 0.9 ** t).astype(np.float32), (1 - 0.999 ** t).astype(np.float32)
+    args = (x, y, idx, np.int32(n), params, mu, nu, lr, c1, c2)
+    got = jax.jit(native.minibatch_step(cls))(*args)
+    want = numpy_step(*args, cls=cls)
+    # Tight enough to catch a float32 1 - beta2 (1.3e-5 relative in the second moment's update).
+    for a, b, rtol in zip(got, want, (2e-6, 2e-6, 2e-6, 1e-5)):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-7)
 
 
 @pytest.mark.parametrize("env", [{"NEUCO_JAX_NATIVE": "0"}, {"CXX": "/bin/false"}])
 def test_without_the_native_step_the_engine_falls_back(env, tmp_path):
     """Switched off, or with a compiler that fails, `available()` is False and nothing breaks."""
-    code = "from neuco_jax import native; print(native.available(), native.window_step(True))"
+    code = "from neuco_jax import native; print(native.available(), native.minibatch_step(True))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "NEUCO_JAX_CACHE_DIR": str(tmp_path / "xla"), **env})
     assert proc.stdout.split() == ["False", "None"]

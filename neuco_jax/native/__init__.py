@@ -1,9 +1,9 @@
-"""The fused per-fold minibatch step for CPU (window_step.cc), built on first use.
+"""The fused per-fold minibatch step for CPU (minibatch_step.cc), built on first use.
 
 The source is compiled with the machine's C++ compiler into the user's cache
 folder (next to the XLA compilation cache) and registered as an XLA FFI
 target. Without a compiler, on other platforms, or with NEUCO_JAX_NATIVE=0,
-`window_step` returns None and the engine keeps its pure-XLA step.
+`minibatch_step` returns None and the engine keeps its pure-XLA step.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import jax
 log = logging.getLogger(__name__)
 
 ENV = "NEUCO_JAX_NATIVE"
-SOURCE = Path(__file__).with_name("window_step.cc")
-TARGETS = {True: ("neuco_window_step_cls", "NeucoWindowStepCls"), False: ("neuco_window_step_reg", "NeucoWindowStepReg")}
+SOURCE = Path(__file__).with_name("minibatch_step.cc")
+TARGETS = {True: ("neuco_minibatch_step_cls", "NeucoMinibatchStepCls"),
+           False: ("neuco_minibatch_step_reg", "NeucoMinibatchStepReg")}
 FLAG_SETS = (["-O3", "-march=native", "-fopenmp-simd"], ["-O3", "-fopenmp-simd"], ["-O3"])
 
 
@@ -40,7 +41,7 @@ def _build(compiler: str, folder: Path) -> Path | None:
     include = jax.ffi.include_dir()
     key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), jax.__version__.encode(), compiler.encode(),
                                      sys.platform.encode()])).hexdigest()[:16]
-    lib = folder / f"window_step-{key}.so"
+    lib = folder / f"minibatch_step-{key}.so"
     if lib.exists():
         return lib
     folder.mkdir(parents=True, exist_ok=True)
@@ -89,20 +90,24 @@ def available() -> bool:
     return _library() is not None
 
 
-def window_step(cls: bool):
-    """The fused step as a JAX function (x, idx, params, y, mask) -> (grad, loss), or None if unavailable.
+def minibatch_step(cls: bool):
+    """The fused step as a JAX function, or None if unavailable.
 
-    x: (slots, width) float32 task rows; idx: (group, window) int32 rows of each probe's window;
-    params: (group, width); y, mask: (window, group) labels and per-row weights (0: not in the
-    minibatch). grad: (group, width) = sum over rows of mask * dloss/dz * x; loss: (group,) = sum of
-    mask * loss.
+    (x, y, idx, n, params, mu, nu, lr, c1, c2) -> (params, mu, nu, loss): x (slots, width) and
+    y (slots,) a task's rows and labels; idx (group, window) int32 each probe's window of rows, of
+    which the first n (int32 scalar) are its minibatch; params, mu, nu (group, width) the probes'
+    parameters and AdamW moments; lr, c1, c2 (group,) learning rates and Adam's bias corrections
+    1 - beta1**t, 1 - beta2**t. Returns the stepped parameters and moments (updated in place
+    where XLA can) and each probe's mean minibatch loss.
     """
     if not available():
         return None
     name = TARGETS[cls][0]
 
-    def step(x, idx, params, y, mask):
-        out = (jax.ShapeDtypeStruct(params.shape, params.dtype), jax.ShapeDtypeStruct(params.shape[:1], params.dtype))
-        return jax.ffi.ffi_call(name, out)(x, idx, params, y, mask)
+    def step(x, y, idx, n, params, mu, nu, lr, c1, c2):
+        like = jax.ShapeDtypeStruct(params.shape, params.dtype)
+        out = (like, like, like, jax.ShapeDtypeStruct(params.shape[:1], params.dtype))
+        return jax.ffi.ffi_call(name, out, input_output_aliases={4: 0, 5: 1, 6: 2})(
+            x, y, idx, n, params, mu, nu, lr, c1, c2)
 
     return step

@@ -1,0 +1,186 @@
+// One per-fold minibatch step for a group of probes on CPU: an XLA FFI handler.
+//
+// For probe g, its minibatch is the first n rows r = idx[g, w] of its window, and
+//   z = x_r . p_g,  dz = sigmoid(z) - y_r (classification) or 2 (z - y_r) (regression)
+//   grad = sum_w dz x_r / n,  loss[g] = sum_w loss(z, y_r) / n
+// then AdamW (neuco_jax.engine's maths) updates p_g and its moments. Each row
+// is read once from the cache (the dot brings it into L1 for the gradient),
+// where the XLA step gathers the rows into a buffer and reads that twice, and
+// the optimiser runs while the gradient is still in cache. Probes are split
+// over XLA's intra-op thread pool.
+//
+// Operands: x (slots, width), y (slots,), idx (group, window) int32, n () int32,
+// params, mu, nu (group, width), lr, c1, c2 (group,) with c = 1 - beta**t.
+// Results: params, mu, nu (aliased to the operands by the caller), loss (group,).
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+// AdamW constants (neuco_jax.engine: torch's defaults). 1 - beta is formed in double, as the
+// engine's Python floats are: 1.0f - 0.999f would be off by 1.3e-5 relative.
+constexpr float kBeta1 = 0.9f, kBeta2 = 0.999f, kEps = 1e-8f, kWeightDecay = 0.01f;
+constexpr float kOneMinusBeta1 = static_cast<float>(1.0 - 0.9), kOneMinusBeta2 = static_cast<float>(1.0 - 0.999);
+
+struct Step {
+  const float* x;
+  const float* y;
+  const int32_t* idx;
+  int64_t n;  // rows of the minibatch: the first n of each probe's window
+  const float* params_in;
+  const float* mu_in;
+  const float* nu_in;
+  const float* lr;
+  const float* c1;  // Adam's bias corrections 1 - beta**t, per probe
+  const float* c2;
+  float* params;
+  float* mu;
+  float* nu;
+  float* loss;
+  int64_t width, group, window, slots;
+};
+
+// Eight floats, loaded from any address.
+typedef float V8 __attribute__((vector_size(32), aligned(4)));
+
+// x . p with four independent vector sums (one sum would wait on each add's latency).
+inline float Dot(const float* x, const float* p, int64_t n) {
+  V8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  int64_t d = 0;
+  for (; d + 32 <= n; d += 32) {
+    a0 += *(const V8*)(x + d) * *(const V8*)(p + d);
+    a1 += *(const V8*)(x + d + 8) * *(const V8*)(p + d + 8);
+    a2 += *(const V8*)(x + d + 16) * *(const V8*)(p + d + 16);
+    a3 += *(const V8*)(x + d + 24) * *(const V8*)(p + d + 24);
+  }
+  for (; d + 8 <= n; d += 8) a0 += *(const V8*)(x + d) * *(const V8*)(p + d);
+  const V8 a = (a0 + a1) + (a2 + a3);
+  float z = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  for (; d < n; ++d) z += x[d] * p[d];
+  return z;
+}
+
+// Probes [begin, end): the minibatch gradient, then the AdamW step.
+template <bool kCls>
+void RunProbes(const Step& s, int64_t begin, int64_t end, std::vector<float>& grad) {
+  grad.resize(s.width);
+  const float inv_n = s.n > 0 ? 1.0f / static_cast<float>(s.n) : 0.0f;
+  for (int64_t g = begin; g < end; ++g) {
+    const int64_t off = g * s.width;
+    const float* p = s.params_in + off;
+    std::fill(grad.begin(), grad.end(), 0.0f);
+    float* gr = grad.data();
+    float loss = 0.0f;
+    for (int64_t w = 0; w < s.n; ++w) {
+      const int64_t r = std::clamp<int64_t>(s.idx[g * s.window + w], 0, s.slots - 1);
+      const float* x = s.x + r * s.width;
+      const float z = Dot(x, p, s.width), y = s.y[r];
+      float dz, l;
+      if (kCls) {  // BCE with logits, as optax.sigmoid_binary_cross_entropy
+        dz = 1.0f / (1.0f + std::exp(-z)) - y;
+        l = std::max(z, 0.0f) - z * y + std::log1p(std::exp(-std::fabs(z)));
+      } else {
+        dz = 2.0f * (z - y);
+        l = (z - y) * (z - y);
+      }
+      loss += inv_n * l;
+      const float c = inv_n * dz;
+#pragma omp simd
+      for (int64_t d = 0; d < s.width; ++d) gr[d] += c * x[d];
+    }
+    s.loss[g] = loss;
+    const float lr = s.lr[g], c1 = s.c1[g], c2 = s.c2[g];
+    const float* m_in = s.mu_in + off;
+    const float* v_in = s.nu_in + off;
+    float *m = s.mu + off, *v = s.nu + off, *p_out = s.params + off;
+#pragma omp simd
+    for (int64_t d = 0; d < s.width; ++d) {  // in place when aliased: element d is read, then written
+      const float md = kBeta1 * m_in[d] + kOneMinusBeta1 * gr[d];
+      const float vd = kBeta2 * v_in[d] + kOneMinusBeta2 * gr[d] * gr[d];
+      const float u = (md / c1) / (std::sqrt(vd / c2) + kEps) + kWeightDecay * p[d];
+      m[d] = md;
+      v[d] = vd;
+      p_out[d] = p[d] - lr * u;
+    }
+  }
+}
+
+// Probes go in chunks; the calling thread and the pool's tasks take chunks
+// from one counter, so the call finishes even if no task ever runs.
+struct Shared {
+  Step step;
+  int64_t chunk, n_chunks;
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+};
+
+template <bool kCls>
+void Work(Shared& sh) {
+  std::vector<float> grad;
+  for (int64_t c; (c = sh.next.fetch_add(1)) < sh.n_chunks;) {
+    RunProbes<kCls>(sh.step, c * sh.chunk, std::min(sh.step.group, (c + 1) * sh.chunk), grad);
+    sh.done.fetch_add(1, std::memory_order_release);
+  }
+}
+
+using F32 = ffi::Buffer<ffi::F32>;
+using S32 = ffi::Buffer<ffi::S32>;
+using Out = ffi::ResultBuffer<ffi::F32>;
+
+template <bool kCls>
+ffi::Error MinibatchStep(ffi::ThreadPool pool, F32 x, F32 y, S32 idx, S32 n, F32 params, F32 mu, F32 nu, F32 lr,
+                         F32 c1, F32 c2, Out params_out, Out mu_out, Out nu_out, Out loss) {
+  const auto xd = x.dimensions(), id = idx.dimensions(), pd = params.dimensions();
+  if (xd.size() != 2 || id.size() != 2 || pd.size() != 2 || pd[1] != xd[1] || pd[0] != id[0] ||
+      y.element_count() != xd[0] || n.element_count() != 1 || mu.element_count() != params.element_count() ||
+      nu.element_count() != params.element_count() || lr.element_count() != pd[0] ||
+      c1.element_count() != pd[0] || c2.element_count() != pd[0]) {
+    return ffi::Error::InvalidArgument("neuco_minibatch_step: inconsistent operand shapes");
+  }
+  auto sh = std::make_shared<Shared>();
+  const int64_t rows = std::clamp<int64_t>(n.typed_data()[0], 0, id[1]);
+  sh->step = {x.typed_data(), y.typed_data(), idx.typed_data(), rows, params.typed_data(), mu.typed_data(),
+              nu.typed_data(), lr.typed_data(), c1.typed_data(), c2.typed_data(), params_out->typed_data(),
+              mu_out->typed_data(), nu_out->typed_data(), loss->typed_data(), xd[1], id[0], id[1], xd[0]};
+  // About four chunks per thread: a thread the pool wakes late still finds work.
+  const int64_t workers = std::max<int64_t>(1, pool.num_threads());
+  sh->chunk = std::max<int64_t>(1, (sh->step.group + 4 * workers - 1) / (4 * workers));
+  sh->n_chunks = (sh->step.group + sh->chunk - 1) / sh->chunk;
+  for (int64_t t = 1; t < std::min(workers, sh->n_chunks); ++t) pool.Schedule([sh] { Work<kCls>(*sh); });
+  Work<kCls>(*sh);
+  while (sh->done.load(std::memory_order_acquire) < sh->n_chunks) std::this_thread::yield();
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+#define NEUCO_BIND                                                                                           \
+  ffi::Ffi::Bind()                                                                                           \
+      .Ctx<ffi::ThreadPool>()                                                                                \
+      .Arg<F32>() /* x */                                                                                    \
+      .Arg<F32>() /* y */                                                                                    \
+      .Arg<S32>() /* idx */                                                                                  \
+      .Arg<S32>() /* n */                                                                                    \
+      .Arg<F32>() /* params */                                                                               \
+      .Arg<F32>() /* mu */                                                                                   \
+      .Arg<F32>() /* nu */                                                                                   \
+      .Arg<F32>() /* lr */                                                                                   \
+      .Arg<F32>() /* c1 */                                                                                   \
+      .Arg<F32>() /* c2 */                                                                                   \
+      .Ret<F32>()                                                                                            \
+      .Ret<F32>()                                                                                            \
+      .Ret<F32>()                                                                                            \
+      .Ret<F32>()
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(NeucoMinibatchStepCls, MinibatchStep<true>, NEUCO_BIND);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(NeucoMinibatchStepReg, MinibatchStep<false>, NEUCO_BIND);
