@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
 import warnings
 from functools import partial
@@ -42,6 +43,8 @@ import optax
 
 from neuco_jax import native
 from neuco_jax.plan import Embeddings, ProbePlan
+
+log = logging.getLogger(__name__)
 
 HIGHEST = jax.lax.Precision.HIGHEST  # no reduced-precision matmuls on GPU/TPU
 BETAS = (0.9, 0.999)
@@ -324,7 +327,10 @@ def compile_plan(plan: ProbePlan, emb: Embeddings, devices=None, native_step: bo
         the pure-XLA step everywhere.
     """
     devices = tuple(devices or jax.devices())
-    fn, mesh = _program(devices, plan.batch_size, plan.window, uses_native(plan, devices, native_step))
+    use_native = uses_native(plan, devices, native_step)
+    log.info("engine: %d device(s), %s shuffle, %s step", len(devices), "per-fold" if plan.own_orders else "shared",
+             "native" if use_native else "XLA")
+    fn, mesh = _program(devices, plan.batch_size, plan.window, use_native)
     return fn.lower(*_device_arrays(plan, emb, mesh)).compile(), mesh
 
 

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import logging
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -36,11 +37,20 @@ def _cache_dir() -> Path:
     return default_cache_dir().parent / "native"
 
 
+def _cpu() -> str:
+    """The CPU's identity as -march=native sees it (a cache folder may be shared between machines)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return "\n".join(sorted({l for l in lines if l.startswith(("model name", "flags", "Features"))}))
+    except OSError:
+        return platform.machine() + platform.processor()
+
+
 def _build(compiler: str, folder: Path) -> Path | None:
-    """Compile the source into folder (once per source, JAX and compiler); the library's path, or None."""
+    """Compile the source into folder (once per source, JAX, compiler and CPU); the library's path, or None."""
     include = jax.ffi.include_dir()
-    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), jax.__version__.encode(), compiler.encode(),
-                                     sys.platform.encode()])).hexdigest()[:16]
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), jax.__version__, compiler, sys.platform, _cpu()]).encode()
+                         ).hexdigest()[:16]
     lib = folder / f"minibatch_step-{key}.so"
     if lib.exists():
         return lib
@@ -79,9 +89,14 @@ def _library() -> ctypes.CDLL | None:
         return None
     if path is None:
         return None
-    lib = ctypes.cdll.LoadLibrary(str(path))
-    for name, symbol in TARGETS.values():
-        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
+    try:
+        lib = ctypes.cdll.LoadLibrary(str(path))
+        for name, symbol in TARGETS.values():
+            jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
+    except (OSError, AttributeError) as e:
+        log.info("native step: cannot load %s (%s); using the XLA step", path, e)
+        return None
+    log.info("native step: %s", path)
     return lib
 
 
