@@ -49,7 +49,8 @@ def _cpu() -> str:
 def _build(compiler: str, folder: Path) -> Path | None:
     """Compile the source into folder (once per source, JAX, compiler and CPU); the library's path, or None."""
     include = jax.ffi.include_dir()
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), jax.__version__, compiler, sys.platform, _cpu()]).encode()
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), jax.__version__, compiler, str(FLAG_SETS), sys.platform,
+                                    _cpu()]).encode()
                          ).hexdigest()[:16]
     lib = folder / f"minibatch_step-{key}.so"
     if lib.exists():

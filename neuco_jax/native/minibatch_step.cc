@@ -50,24 +50,52 @@ struct Step {
   int64_t width, group, window, slots;
 };
 
-// Eight floats, loaded from any address.
-typedef float V8 __attribute__((vector_size(32), aligned(4)));
+// One SIMD register of floats (AVX-512: 16, else 8), loaded from any address.
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+#else
+constexpr int kLanes = 8;
+#endif
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float)), aligned(4)));
+constexpr int kRows = 4;  // rows of a minibatch worked on together: p and the gradient are loaded once for them
 
-// x . p with four independent vector sums (one sum would wait on each add's latency).
-inline float Dot(const float* x, const float* p, int64_t n) {
-  V8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+inline Vec Load(const float* a) { return *reinterpret_cast<const Vec*>(a); }
+
+// z[j] = x[j] . p for kRows rows, two independent vector sums per row.
+inline void Dots(const float* const* x, const float* p, int64_t n, float* z) {
+  Vec a[kRows][2] = {};
   int64_t d = 0;
-  for (; d + 32 <= n; d += 32) {
-    a0 += *(const V8*)(x + d) * *(const V8*)(p + d);
-    a1 += *(const V8*)(x + d + 8) * *(const V8*)(p + d + 8);
-    a2 += *(const V8*)(x + d + 16) * *(const V8*)(p + d + 16);
-    a3 += *(const V8*)(x + d + 24) * *(const V8*)(p + d + 24);
+  for (; d + 2 * kLanes <= n; d += 2 * kLanes) {
+    const Vec p0 = Load(p + d), p1 = Load(p + d + kLanes);
+    for (int j = 0; j < kRows; ++j) {
+      a[j][0] += Load(x[j] + d) * p0;
+      a[j][1] += Load(x[j] + d + kLanes) * p1;
+    }
   }
-  for (; d + 8 <= n; d += 8) a0 += *(const V8*)(x + d) * *(const V8*)(p + d);
-  const V8 a = (a0 + a1) + (a2 + a3);
-  float z = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-  for (; d < n; ++d) z += x[d] * p[d];
-  return z;
+  for (; d + kLanes <= n; d += kLanes) {
+    const Vec p0 = Load(p + d);
+    for (int j = 0; j < kRows; ++j) a[j][0] += Load(x[j] + d) * p0;
+  }
+  for (int j = 0; j < kRows; ++j) {
+    const Vec v = a[j][0] + a[j][1];
+    float s = 0.0f;
+    for (int i = 0; i < kLanes; ++i) s += v[i];
+    for (int64_t e = d; e < n; ++e) s += x[j][e] * p[e];
+    z[j] = s;
+  }
+}
+
+// grad += c[0] x[0] + ... + c[kRows - 1] x[kRows - 1], the rows added in order.
+inline void Axpys(float* grad, const float* const* x, const float* c, int64_t n) {
+  int64_t d = 0;
+  for (; d + kLanes <= n; d += kLanes) {
+    Vec g = Load(grad + d);
+    for (int j = 0; j < kRows; ++j) g += c[j] * Load(x[j] + d);
+    *reinterpret_cast<Vec*>(grad + d) = g;
+  }
+  for (; d < n; ++d) {
+    for (int j = 0; j < kRows; ++j) grad[d] += c[j] * x[j][d];
+  }
 }
 
 // Probes [begin, end): the minibatch gradient, then the AdamW step.
@@ -81,22 +109,30 @@ void RunProbes(const Step& s, int64_t begin, int64_t end, std::vector<float>& gr
     std::fill(grad.begin(), grad.end(), 0.0f);
     float* gr = grad.data();
     float loss = 0.0f;
-    for (int64_t w = 0; w < s.n; ++w) {
-      const int64_t r = std::clamp<int64_t>(s.idx[g * s.window + w], 0, s.slots - 1);
-      const float* x = s.x + r * s.width;
-      const float z = Dot(x, p, s.width), y = s.y[r];
-      float dz, l;
-      if (kCls) {  // BCE with logits, as optax.sigmoid_binary_cross_entropy
-        dz = 1.0f / (1.0f + std::exp(-z)) - y;
-        l = std::max(z, 0.0f) - z * y + std::log1p(std::exp(-std::fabs(z)));
-      } else {
-        dz = 2.0f * (z - y);
-        l = (z - y) * (z - y);
+    for (int64_t w0 = 0; w0 < s.n; w0 += kRows) {
+      const float* x[kRows];
+      float y[kRows], z[kRows], c[kRows];
+      for (int j = 0; j < kRows; ++j) {  // rows past the minibatch's end repeat its first, with weight 0
+        const int64_t w = w0 + j < s.n ? w0 + j : w0;
+        const int64_t r = std::clamp<int64_t>(s.idx[g * s.window + w], 0, s.slots - 1);
+        x[j] = s.x + r * s.width;
+        y[j] = s.y[r];
       }
-      loss += inv_n * l;
-      const float c = inv_n * dz;
-#pragma omp simd
-      for (int64_t d = 0; d < s.width; ++d) gr[d] += c * x[d];
+      Dots(x, p, s.width, z);
+      for (int j = 0; j < kRows; ++j) {
+        float dz, l;
+        if (kCls) {  // BCE with logits, as optax.sigmoid_binary_cross_entropy
+          dz = 1.0f / (1.0f + std::exp(-z[j])) - y[j];
+          l = std::max(z[j], 0.0f) - z[j] * y[j] + std::log1p(std::exp(-std::fabs(z[j])));
+        } else {
+          dz = 2.0f * (z[j] - y[j]);
+          l = (z[j] - y[j]) * (z[j] - y[j]);
+        }
+        const bool real = w0 + j < s.n;
+        loss += real ? inv_n * l : 0.0f;
+        c[j] = real ? inv_n * dz : 0.0f;
+      }
+      Axpys(gr, x, c, s.width);
     }
     s.loss[g] = loss;
     const float lr = s.lr[g], c1 = s.c1[g], c2 = s.c2[g];
