@@ -242,8 +242,10 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
                 # A loop of the epoch's own windows: no padding step ever touches its probes.
                 params, state, _, loss_sum = jax.lax.fori_loop(
                     0, n_units, unit, (params, state, jnp.zeros_like(params), jnp.zeros(group, x.dtype)))
-                z = dot(x_task, params.T)  # (slots, group): every row of the task
-                z = jnp.take_along_axis(z.T, test, axis=1)  # (group, test_slots): each probe's held-out rows
+                if use_native:  # each probe's held-out rows only
+                    z = native.heldout_logits()(x_task, test, n_test, params)
+                else:  # every row of the task for every probe (one matrix product), then each probe's own
+                    z = jnp.take_along_axis(dot(x_task, params.T).T, test, axis=1)  # (group, test_slots)
                 score, test_loss = _heldout_scores(z, y_task[test], test_mask, jnp.full(group, cls))
                 # Held-out logits of each probe's best epoch so far (the first of ties, as the reference).
                 better = score > best_score

@@ -60,3 +60,25 @@ def test_without_the_native_step_the_engine_falls_back(env, tmp_path):
                           env={**os.environ, "NEUCO_JAX_CACHE_DIR": str(tmp_path / "xla"), **env})
     assert proc.stdout.split() == ["False", "None"]
     assert not (tmp_path / "native").exists() or not list((tmp_path / "native").glob("*.so"))
+
+
+@needs_native
+@pytest.mark.parametrize("width,group,n_test", [(1040, 40, 37), (37, 3, 5), (48, 17, 0)])
+def test_heldout_logits_match_numpy(width, group, n_test):
+    rng = np.random.default_rng(width)
+    slots, cols = 60, 40
+    x = rng.normal(size=(slots, width)).astype(np.float32)
+    test = rng.integers(0, slots, (group, cols)).astype(np.int32)
+    params = rng.normal(size=(group, width)).astype(np.float32)
+    z = jax.jit(native.heldout_logits())(x, test, np.int32(n_test), params)
+    want = np.einsum("gnd,gd->gn", x.astype(np.float64)[test], params.astype(np.float64))
+    np.testing.assert_allclose(z[:, :n_test], want[:, :n_test], rtol=1e-5, atol=1e-4)
+    assert not np.any(z[:, n_test:])
+
+
+@pytest.mark.skipif(os.environ.get(native.ENV) == "0", reason="native step switched off")
+def test_the_native_step_builds_where_there_is_a_compiler():
+    """A source that stops compiling must fail here, not quietly turn the native tests into skips."""
+    if native.find_compiler() is None:
+        pytest.skip("no C++ compiler")
+    assert native.available()

@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 ENV = "NEUCO_JAX_NATIVE"
 SOURCE = Path(__file__).with_name("minibatch_step.cc")
-TARGETS = {True: ("neuco_minibatch_step_cls", "NeucoMinibatchStepCls"),
-           False: ("neuco_minibatch_step_reg", "NeucoMinibatchStepReg")}
+# FFI target name -> the library's handler symbol
+TARGETS = {"neuco_minibatch_step_cls": "NeucoMinibatchStepCls", "neuco_minibatch_step_reg": "NeucoMinibatchStepReg",
+           "neuco_heldout_logits": "NeucoHeldoutLogits"}
 FLAG_SETS = (["-O3", "-march=native", "-fopenmp-simd"], ["-O3", "-fopenmp-simd"], ["-O3"])
 
 
@@ -75,11 +76,16 @@ def _build(compiler: str, folder: Path) -> Path | None:
     return None
 
 
+def find_compiler() -> str | None:
+    """`$CXX`, else the first of c++, g++, clang++ on the PATH."""
+    return os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+
+
 @functools.cache
 def _library() -> ctypes.CDLL | None:
     if os.environ.get(ENV, "1") == "0" or not hasattr(jax, "ffi"):
         return None
-    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    compiler = find_compiler()
     if compiler is None:
         log.info("native step: no C++ compiler found; using the XLA step")
         return None
@@ -92,7 +98,7 @@ def _library() -> ctypes.CDLL | None:
         return None
     try:
         lib = ctypes.cdll.LoadLibrary(str(path))
-        for name, symbol in TARGETS.values():
+        for name, symbol in TARGETS.items():
             jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
     except (OSError, AttributeError) as e:
         log.info("native step: cannot load %s (%s); using the XLA step", path, e)
@@ -118,7 +124,7 @@ def minibatch_step(cls: bool):
     """
     if not available():
         return None
-    name = TARGETS[cls][0]
+    name = "neuco_minibatch_step_cls" if cls else "neuco_minibatch_step_reg"
 
     def step(x, y, idx, n, params, mu, nu, lr, c1, c2):
         like = jax.ShapeDtypeStruct(params.shape, params.dtype)
@@ -127,3 +133,20 @@ def minibatch_step(cls: bool):
             x, y, idx, n, params, mu, nu, lr, c1, c2)
 
     return step
+
+
+def heldout_logits():
+    """Each probe's logits on its held-out rows as a JAX function, or None if unavailable.
+
+    (x, test, n_test, params) -> z: x (slots, width) a task's rows; test (group, test_slots) int32
+    each probe's held-out rows, of which the first n_test (int32 scalar) are real; params (group,
+    width). z (group, test_slots): x[test[g, w]] . params[g], 0 past n_test.
+    """
+    if not available():
+        return None
+
+    def logits(x, test, n_test, params):
+        out = jax.ShapeDtypeStruct(test.shape, params.dtype)
+        return jax.ffi.ffi_call("neuco_heldout_logits", out)(x, test, n_test, params)
+
+    return logits

@@ -12,6 +12,7 @@
 // Operands: x (slots, width), y (slots,), idx (group, window) int32, n () int32,
 // params, mu, nu (group, width), lr, c1, c2 (group,) with c = 1 - beta**t.
 // Results: params, mu, nu (aliased to the operands by the caller), loss (group,).
+// A second handler computes each probe's held-out logits the same way (HeldoutLogits).
 
 #include <algorithm>
 #include <atomic>
@@ -100,8 +101,8 @@ inline void Axpys(float* grad, const float* const* x, const float* c, int64_t n)
 
 // Probes [begin, end): the minibatch gradient, then the AdamW step.
 template <bool kCls>
-void RunProbes(const Step& s, int64_t begin, int64_t end, std::vector<float>& grad) {
-  grad.resize(s.width);
+void RunProbes(const Step& s, int64_t begin, int64_t end) {
+  std::vector<float> grad(s.width);
   const float inv_n = s.n > 0 ? 1.0f / static_cast<float>(s.n) : 0.0f;
   for (int64_t g = begin; g < end; ++g) {
     const int64_t off = g * s.width;
@@ -151,22 +152,28 @@ void RunProbes(const Step& s, int64_t begin, int64_t end, std::vector<float>& gr
   }
 }
 
-// Probes go in chunks; the calling thread and the pool's tasks take chunks
-// from one counter, so the call finishes even if no task ever runs.
-struct Shared {
-  Step step;
-  int64_t chunk, n_chunks;
-  std::atomic<int64_t> next{0};
-  std::atomic<int64_t> done{0};
-};
-
-template <bool kCls>
-void Work(Shared& sh) {
-  std::vector<float> grad;
-  for (int64_t c; (c = sh.next.fetch_add(1)) < sh.n_chunks;) {
-    RunProbes<kCls>(sh.step, c * sh.chunk, std::min(sh.step.group, (c + 1) * sh.chunk), grad);
-    sh.done.fetch_add(1, std::memory_order_release);
-  }
+// Runs fn(begin, end) over [0, n) in chunks, on the calling thread and XLA's intra-op pool:
+// every thread takes chunks from one counter, so the call finishes even if no task ever
+// runs. About four chunks per thread: a thread the pool wakes late still finds work.
+template <typename Fn>
+void ParallelFor(ffi::ThreadPool& pool, int64_t n, Fn fn) {
+  struct Shared {
+    Shared(Fn f, int64_t n, int64_t chunk) : fn(std::move(f)), n(n), chunk(chunk), n_chunks((n + chunk - 1) / chunk) {}
+    Fn fn;
+    const int64_t n, chunk, n_chunks;
+    std::atomic<int64_t> next{0}, done{0};
+    void Work() {
+      for (int64_t c; (c = next.fetch_add(1)) < n_chunks;) {
+        fn(c * chunk, std::min(n, (c + 1) * chunk));
+        done.fetch_add(1, std::memory_order_release);
+      }
+    }
+  };
+  const int64_t workers = std::max<int64_t>(1, pool.num_threads());
+  auto sh = std::make_shared<Shared>(std::move(fn), n, std::max<int64_t>(1, (n + 4 * workers - 1) / (4 * workers)));
+  for (int64_t t = 1; t < std::min(workers, sh->n_chunks); ++t) pool.Schedule([sh] { sh->Work(); });
+  sh->Work();
+  while (sh->done.load(std::memory_order_acquire) < sh->n_chunks) std::this_thread::yield();
 }
 
 using F32 = ffi::Buffer<ffi::F32>;
@@ -183,18 +190,43 @@ ffi::Error MinibatchStep(ffi::ThreadPool pool, F32 x, F32 y, S32 idx, S32 n, F32
       c1.element_count() != pd[0] || c2.element_count() != pd[0]) {
     return ffi::Error::InvalidArgument("neuco_minibatch_step: inconsistent operand shapes");
   }
-  auto sh = std::make_shared<Shared>();
   const int64_t rows = std::clamp<int64_t>(n.typed_data()[0], 0, id[1]);
-  sh->step = {x.typed_data(), y.typed_data(), idx.typed_data(), rows, params.typed_data(), mu.typed_data(),
-              nu.typed_data(), lr.typed_data(), c1.typed_data(), c2.typed_data(), params_out->typed_data(),
-              mu_out->typed_data(), nu_out->typed_data(), loss->typed_data(), xd[1], id[0], id[1], xd[0]};
-  // About four chunks per thread: a thread the pool wakes late still finds work.
-  const int64_t workers = std::max<int64_t>(1, pool.num_threads());
-  sh->chunk = std::max<int64_t>(1, (sh->step.group + 4 * workers - 1) / (4 * workers));
-  sh->n_chunks = (sh->step.group + sh->chunk - 1) / sh->chunk;
-  for (int64_t t = 1; t < std::min(workers, sh->n_chunks); ++t) pool.Schedule([sh] { Work<kCls>(*sh); });
-  Work<kCls>(*sh);
-  while (sh->done.load(std::memory_order_acquire) < sh->n_chunks) std::this_thread::yield();
+  const Step step = {x.typed_data(), y.typed_data(), idx.typed_data(), rows, params.typed_data(), mu.typed_data(),
+                     nu.typed_data(), lr.typed_data(), c1.typed_data(), c2.typed_data(), params_out->typed_data(),
+                     mu_out->typed_data(), nu_out->typed_data(), loss->typed_data(), xd[1], id[0], id[1], xd[0]};
+  ParallelFor(pool, step.group, [step](int64_t begin, int64_t end) { RunProbes<kCls>(step, begin, end); });
+  return ffi::Error::Success();
+}
+
+// Held-out logits: z[g, w] = x[test[g, w]] . p_g for the first n_test rows of each probe (0 after).
+// Operands: x (slots, width), test (group, test_slots) int32, n_test () int32, params (group, width).
+ffi::Error HeldoutLogits(ffi::ThreadPool pool, F32 x, S32 test, S32 n_test, F32 params, Out z) {
+  const auto xd = x.dimensions(), td = test.dimensions(), pd = params.dimensions();
+  if (xd.size() != 2 || td.size() != 2 || pd.size() != 2 || pd[1] != xd[1] || pd[0] != td[0] ||
+      n_test.element_count() != 1) {
+    return ffi::Error::InvalidArgument("neuco_heldout_logits: inconsistent operand shapes");
+  }
+  const float *xs = x.typed_data(), *ps = params.typed_data();
+  const int32_t* ts = test.typed_data();
+  float* zs = z->typed_data();
+  const int64_t width = xd[1], slots = xd[0], cols = td[1];
+  const int64_t n = std::clamp<int64_t>(n_test.typed_data()[0], 0, cols);
+  ParallelFor(pool, pd[0], [=](int64_t begin, int64_t end) {
+    for (int64_t g = begin; g < end; ++g) {
+      float* zg = zs + g * cols;
+      for (int64_t w0 = 0; w0 < n; w0 += kRows) {
+        const float* rows[kRows];
+        float out[kRows];
+        for (int j = 0; j < kRows; ++j) {
+          const int64_t w = w0 + j < n ? w0 + j : w0;
+          rows[j] = xs + std::clamp<int64_t>(ts[g * cols + w], 0, slots - 1) * width;
+        }
+        Dots(rows, ps + g * width, width, out);
+        for (int j = 0; j < kRows && w0 + j < n; ++j) zg[w0 + j] = out[j];
+      }
+      std::fill(zg + n, zg + cols, 0.0f);
+    }
+  });
   return ffi::Error::Success();
 }
 
@@ -220,3 +252,11 @@ ffi::Error MinibatchStep(ffi::ThreadPool pool, F32 x, F32 y, S32 idx, S32 n, F32
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(NeucoMinibatchStepCls, MinibatchStep<true>, NEUCO_BIND);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(NeucoMinibatchStepReg, MinibatchStep<false>, NEUCO_BIND);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(NeucoHeldoutLogits, HeldoutLogits,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32>() /* x */
+                                  .Arg<S32>() /* test */
+                                  .Arg<S32>() /* n_test */
+                                  .Arg<F32>() /* params */
+                                  .Ret<F32>());
