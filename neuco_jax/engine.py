@@ -280,10 +280,9 @@ def _program(devices: tuple, batch_size: int, window: int, use_native: bool):
     return fn, mesh
 
 
-def uses_native(plan: ProbePlan, devices, native_step: bool = True) -> bool:
+def uses_native(per_fold: bool, devices, native_step: bool = True) -> bool:
     """Whether the engine takes the fused native step: per-fold orders on one CPU device, kernel built."""
-    return (native_step and plan.own_orders and len(devices) == 1 and devices[0].platform == "cpu"
-            and native.available())
+    return native_step and per_fold and len(devices) == 1 and devices[0].platform == "cpu" and native.available()
 
 
 def _device_arrays(plan: ProbePlan, emb: Embeddings, mesh) -> tuple:
@@ -329,7 +328,7 @@ def compile_plan(plan: ProbePlan, emb: Embeddings, devices=None, native_step: bo
         the pure-XLA step everywhere.
     """
     devices = tuple(devices or jax.devices())
-    use_native = uses_native(plan, devices, native_step)
+    use_native = uses_native(plan.own_orders, devices, native_step)
     log.info("engine: %d device(s), %s shuffle, %s step", len(devices), "per-fold" if plan.own_orders else "shared",
              "native" if use_native else "XLA")
     fn, mesh = _program(devices, plan.batch_size, plan.window, use_native)

@@ -28,6 +28,7 @@ Ends with markdown tables for docs/benchmarks.md.
     python scripts/bench.py --torch --torch_repeats 2         # + torch on all 11 tasks (+100 s per repeat)
     python scripts/bench.py --data /tmp/neuco_bench_data --repeats 3 --method method_a
     python scripts/bench.py --shuffle shared                  # the folds of a task share each epoch's shuffle
+    python scripts/bench.py --xla_step                        # the pure-XLA step, not the native kernel
 
 Heavy work runs in child processes and this process stays small: a child
 reports at least the peak RSS of the process that started it.
@@ -209,8 +210,12 @@ def child_machine(args) -> None:
         "gather_n": gather_bandwidth(largest, work["dim"], cores, args.repeats),
         "gemm": gemm_rates(args.repeats),
     }
+    import jax
+
+    from neuco_jax import engine
+    step = "native" if engine.uses_native(args.shuffle == "per_fold", jax.devices()) else "XLA"
     print(json.dumps({"machine": machine_info(), "figures": figures, "work": work,
-                      "generated_s": generated_s}))
+                      "generated_s": generated_s, "step": step}))
 
 
 def child_evaluate(args) -> None:
@@ -306,8 +311,12 @@ def main() -> int:
     parser.add_argument("--torch_repeats", type=int, default=1, help="torch process repeats (default: 1)")
     parser.add_argument("--shuffle", choices=("per_fold", "shared"), default="per_fold",
                         help="the config's minibatch shuffle (default: %(default)s, the reference's)")
+    parser.add_argument("--xla_step", action="store_true",
+                        help="time the pure-XLA minibatch step instead of the native one (NEUCO_JAX_NATIVE=0)")
     parser.add_argument("--_child", choices=("machine", "evaluate", "sweep"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.xla_step:
+        os.environ["NEUCO_JAX_NATIVE"] = "0"  # children inherit it (neuco_jax.native.ENV)
     if args._child:
         return {"machine": child_machine, "evaluate": child_evaluate, "sweep": child_sweep}[args._child](args)
 
@@ -320,7 +329,7 @@ def main() -> int:
     cores, gemm = machine["cores"], fig["gemm"]
     if prep["generated_s"]:
         print(f"generated the benchmark in {args.data} ({prep['generated_s']:.1f} s)")
-    print(f"shuffle: {args.shuffle}")
+    print(f"shuffle: {args.shuffle}; minibatch step: {prep['step']}")
     print(f"{date}: {machine['cpu']}, {cores} cores, {machine['ram_gb']:.1f} GB RAM; "
           f"JAX {machine['jax']} on {machine['device']}; python {platform.python_version()}")
     print(f"load average {os.getloadavg()[0]:.2f}; other processes add noise, so the min of repeats is reported; "

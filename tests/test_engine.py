@@ -76,7 +76,7 @@ def test_engine_matches_plain_per_fold_loop(toy_tasks, lr, shuffle, native_step)
                      label_fractions=(1.0, 0.25), shuffle=shuffle)
     assert plan.n_units.sum() > plan.last.sum() or shuffle == "per_fold"
     emb = stack_embeddings([bench])
-    assert engine.uses_native(plan, jax.devices(), native_step) == native_step
+    assert engine.uses_native(plan.own_orders, jax.devices(), native_step) == native_step
     got = engine.run_plan(plan, emb, native_step=native_step)
     expected = np.stack([reference_fold(plan, emb, p) for p in range(len(plan.n_train))])
     np.testing.assert_allclose(got.epoch_scores[0], expected, atol=1e-5, rtol=0)
