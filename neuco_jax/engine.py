@@ -47,6 +47,7 @@ from neuco_jax.plan import Embeddings, ProbePlan
 log = logging.getLogger(__name__)
 
 HIGHEST = jax.lax.Precision.HIGHEST  # no reduced-precision matmuls on GPU/TPU
+# AdamW's constants (torch's defaults); native/minibatch_step.cc holds the same ones.
 BETAS = (0.9, 0.999)
 EPS = 1e-8
 WEIGHT_DECAY = 0.01
@@ -183,6 +184,8 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
             y_task = y[samples]
             n_steps = (n_train + batch_size - 1) // batch_size  # this entry's own minibatches per epoch
             test_mask = jnp.broadcast_to(jnp.arange(test.shape[1]) < n_test, test.shape).astype(x.dtype)
+            # The native kernels (per-fold orders on one CPU device): the step, and held-out logits.
+            fused, heldout = (native.minibatch_step(cls), native.heldout_logits()) if use_native else (None, None)
 
             def epoch(carry, plan_e):
                 n_units, start, step, last, order = plan_e  # order: (orders, slots), orders = 1 or group
@@ -190,7 +193,6 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
                 # Minibatch number of each shuffled position, per probe (-1: not one of its training rows).
                 visited = jnp.take_along_axis(member, order.T, axis=0)  # (slots, group)
                 batch = jnp.where(visited, (jnp.cumsum(visited, 0, dtype=jnp.int32) - 1) // batch_size, -1)
-                fused = native.minibatch_step(cls) if use_native else None  # per-fold orders only
                 if own_orders:  # each probe gathers its own window of rows: a batched matrix-vector product
                     def products(start):
                         idx = jax.lax.dynamic_slice_in_dim(order, start, window, axis=1)
@@ -242,8 +244,8 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
                 # A loop of the epoch's own windows: no padding step ever touches its probes.
                 params, state, _, loss_sum = jax.lax.fori_loop(
                     0, n_units, unit, (params, state, jnp.zeros_like(params), jnp.zeros(group, x.dtype)))
-                if use_native:  # each probe's held-out rows only
-                    z = native.heldout_logits()(x_task, test, n_test, params)
+                if heldout is not None:  # each probe's held-out rows only
+                    z = heldout(x_task, test, n_test, params)
                 else:  # every row of the task for every probe (one matrix product), then each probe's own
                     z = jnp.take_along_axis(dot(x_task, params.T).T, test, axis=1)  # (group, test_slots)
                 score, test_loss = _heldout_scores(z, y_task[test], test_mask, jnp.full(group, cls))

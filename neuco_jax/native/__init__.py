@@ -1,9 +1,12 @@
-"""The fused per-fold minibatch step for CPU (minibatch_step.cc), built on first use.
+"""CPU kernels for per-fold training (minibatch_step.cc), built on first use.
 
-The source is compiled with the machine's C++ compiler into the user's cache
-folder (next to the XLA compilation cache) and registered as an XLA FFI
-target. Without a compiler, on other platforms, or with NEUCO_JAX_NATIVE=0,
-`minibatch_step` returns None and the engine keeps its pure-XLA step.
+Two XLA FFI targets: the fused per-fold minibatch step (gradient and AdamW,
+each row read once) and each probe's held-out logits. The source is compiled
+with the machine's C++ compiler into the user's cache folder (next to the XLA
+compilation cache), once per source, JAX version, compiler, flags and CPU.
+Without a compiler, if the build fails, or with NEUCO_JAX_NATIVE=0,
+`minibatch_step` and `heldout_logits` return None and the engine keeps its
+pure-XLA step (the engine uses the kernels on one CPU device only).
 """
 
 from __future__ import annotations
