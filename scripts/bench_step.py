@@ -20,20 +20,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuco_jax import native
-
-HIGHEST = jax.lax.Precision.HIGHEST
+from neuco_jax.engine import BETAS, EPS, HIGHEST, WEIGHT_DECAY
 
 
 def xla_step(x, y, idx, n, params, mu, nu, lr, c1, c2):
-    """The engine's XLA path for one minibatch (gather, two products, AdamW), regression loss."""
+    """The operations of the engine's XLA step for one minibatch (gather, two products, AdamW with the
+    engine's constants), regression loss, in the native step's signature."""
+    b1, b2 = BETAS
     xw = jax.lax.optimization_barrier(x[idx])  # (group, window, width)
     z = jnp.einsum("gwd,gd->gw", xw, params, precision=HIGHEST)
     mask = (jnp.arange(idx.shape[1]) < n) / n
     dz = 2.0 * (z - y[idx]) * mask
     grad = jnp.einsum("gwd,gw->gd", xw, dz, precision=HIGHEST)
-    mu = 0.9 * mu + 0.1 * grad
-    nu = 0.999 * nu + 0.001 * grad * grad
-    update = (mu / c1[:, None]) / (jnp.sqrt(nu / c2[:, None]) + 1e-8) + 0.01 * params
+    mu = b1 * mu + (1 - b1) * grad
+    nu = b2 * nu + (1 - b2) * grad * grad
+    update = (mu / c1[:, None]) / (jnp.sqrt(nu / c2[:, None]) + EPS) + WEIGHT_DECAY * params
     return params - lr[:, None] * update, mu, nu, jnp.sum(mask * (z - y[idx]) ** 2, 1)
 
 
