@@ -101,7 +101,8 @@ def test_prepare_standardises_globally_and_normalises_labels_per_task():
     rng = np.random.default_rng(1)
     ids = np.array(list("abcdefghijklmnop"), dtype=object)
     x = rng.normal(3.0, 2.0, size=(16, 4)).astype(np.float32)
-    t1_ids = np.array(list("hazcbdefgijk"), dtype=object)  # 'z' has no embedding
+    # 'z' has no embedding and holds the largest label: min-max scaling before the join would show.
+    t1_ids = np.array(list("zahcbdefgijk"), dtype=object)
     t1_labels = np.arange(12, 0, -1, dtype=np.float64) * 1.5
     tasks = [Task("t1", "regression", t1_ids, t1_labels),
              Task("t2", "classification", np.array(["b", "d"], dtype=object), np.array([0.0, 1.0]))]
