@@ -38,11 +38,16 @@ def test_two_concurrent_runs_share_a_cache_and_a_third_reuses_it(bench, tmp_path
 
 
 def test_cache_can_be_turned_off(bench, tmp_path):
+    """`--cache_dir off` writes no cache entry: neither in the default folder nor in a folder named 'off'."""
     config = tmp_path / "c.yaml"
     config.write_text(CONFIG)
+    default = tmp_path / "default_cache"  # where the cache would go without the flag
+    env = {**os.environ, "NEUCO_JAX_CACHE_DIR": str(default), "NEUCO_JAX_NATIVE": "0"}  # no native build either
     cmd = evaluate_command(bench, tmp_path / "out", config, cache="off")
-    subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
-    assert not (tmp_path / "off").exists()
+    subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True, cwd=tmp_path, env=env)
+    assert written_q(tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "out"]
+    assert not default.exists()
 
 
 def test_two_runs_writing_the_same_phase_at_once_lose_nothing(bench, tmp_path):
