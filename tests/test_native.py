@@ -1,6 +1,7 @@
 """The fused native step (neuco_jax/native/window_step.cc) against numpy, and its fallback."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -82,3 +83,28 @@ def test_the_native_step_builds_where_there_is_a_compiler():
     if native.find_compiler() is None:
         pytest.skip("no C++ compiler")
     assert native.available()
+
+
+def test_the_build_key_changes_with_the_resolved_target(monkeypatch):
+    """CPUs whose `-march=native` resolves to different instruction sets never share a library."""
+    resolved = {"now": 'cc1plus "-march=znver4" -mavx2 -mfma -mavx512f'}
+    monkeypatch.setattr(native, "_target", lambda compiler, flags: resolved["now"])
+    monkeypatch.delenv(native.FLAGS_ENV, raising=False)
+    with_avx512 = native.build_key("c++")
+    assert native.build_key("c++") == with_avx512
+    resolved["now"] = 'cc1plus "-march=znver4" -mavx2 -mfma -mno-avx512f'
+    assert native.build_key("c++") != with_avx512
+    resolved["now"] = 'cc1plus "-march=znver4" -mavx2 -mfma -mavx512f'
+    monkeypatch.setenv(native.FLAGS_ENV, "-mno-avx512f")  # extra flags are part of the key too
+    assert native.build_key("c++") != with_avx512
+
+
+def test_the_compiler_resolves_march_native():
+    """The key reads the target from the driver: GCC names the CPU and ISA flags, clang -target-cpu."""
+    compiler = native.find_compiler()
+    if compiler is None:
+        pytest.skip("no C++ compiler")
+    text = native._target(compiler, native.FLAG_SETS[0])
+    if "-target-cpu" not in text and not re.search(r"-march=(?!native)\w", text):
+        pytest.skip(f"{compiler} does not print its resolved target with -###")
+    assert native._target(compiler, [*native.FLAG_SETS[0], "-mno-avx512f"]) != text

@@ -3,7 +3,10 @@
 Two XLA FFI targets: the fused per-fold minibatch step (gradient and AdamW,
 each row read once) and each probe's held-out logits. The source is compiled
 with the machine's C++ compiler into the user's cache folder (next to the XLA
-compilation cache), once per source, JAX version, compiler, flags and CPU.
+compilation cache), once per source, JAX version, compiler, flags and the
+instruction set the compiler targets (`-march=native` as it resolves on this
+CPU). $NEUCO_JAX_NATIVE_CXXFLAGS adds flags to every build (e.g. `-mno-avx512f`
+for the AVX2 kernel on a CPU with AVX-512).
 Without a compiler, if the build fails, or with NEUCO_JAX_NATIVE=0,
 `minibatch_step` and `heldout_logits` return None and the engine keeps its
 pure-XLA step (the engine uses the kernels on one CPU device only).
@@ -17,6 +20,7 @@ import hashlib
 import logging
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,11 +32,15 @@ import jax
 log = logging.getLogger(__name__)
 
 ENV = "NEUCO_JAX_NATIVE"
+FLAGS_ENV = "NEUCO_JAX_NATIVE_CXXFLAGS"
 SOURCE = Path(__file__).with_name("minibatch_step.cc")
 # FFI target name -> the library's handler symbol
 TARGETS = {"neuco_minibatch_step_cls": "NeucoMinibatchStepCls", "neuco_minibatch_step_reg": "NeucoMinibatchStepReg",
            "neuco_heldout_logits": "NeucoHeldoutLogits"}
-# -fno-math-errno lets sqrt vectorise (errno is never read); no flag changes a float result.
+# The first set that compiles is used. -fno-math-errno lets sqrt vectorise (errno is never read).
+# Results depend on the CPU in the last bits: -march=native selects the vector width (AVX-512: 16
+# lanes, else 8, so sums are split differently) and lets the compiler contract a * b + c into FMA
+# where the CPU has it (GCC's default -ffp-contract=fast); the generic sets do neither.
 FLAG_SETS = (["-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd"],
              ["-O3", "-fno-math-errno", "-fopenmp-simd"], ["-O3"])
 
@@ -43,26 +51,47 @@ def _cache_dir() -> Path:
     return default_cache_dir().parent / "native"
 
 
-def _cpu() -> str:
-    """The CPU's identity as -march=native sees it (a cache folder may be shared between machines)."""
+def _flag_sets() -> list[list[str]]:
+    """FLAG_SETS, each followed by the flags in $NEUCO_JAX_NATIVE_CXXFLAGS."""
+    extra = shlex.split(os.environ.get(FLAGS_ENV, ""))
+    return [[*flags, *extra] for flags in FLAG_SETS]
+
+
+def _target(compiler: str, flags: list[str]) -> str:
+    """What the compiler builds for with these flags: its driver's resolved commands (`-###`).
+
+    GCC expands -march=native there into -march=<cpu> and one -m<isa>/-mno-<isa> per instruction
+    set, clang into -target-cpu and -target-feature +<isa>/-<isa>; so CPUs with different
+    features give different text (/proc/cpuinfo would not exist on macOS). The driver's
+    messages, if it rejects the flags, serve as well: the build with them fails too.
+    """
+    cmd = [compiler, *flags, "-###", "-E", "-x", "c++", os.devnull, "-o", os.devnull]
     try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return "\n".join(sorted({l for l in lines if l.startswith(("model name", "flags", "Features"))}))
-    except OSError:
-        return platform.machine() + platform.processor()
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stderr
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"{type(e).__name__}"
+
+
+def build_key(compiler: str) -> str:
+    """The library's cache key: source, JAX, compiler, flags, platform and the resolved target.
+
+    A cache folder may be shared between machines (a network home): two CPUs with different
+    instruction sets must never load each other's library.
+    """
+    flag_sets = _flag_sets()
+    parts = [SOURCE.read_text(), jax.__version__, compiler, str(flag_sets), sys.platform, platform.machine(),
+             _target(compiler, flag_sets[0])]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
 def _build(compiler: str, folder: Path) -> Path | None:
-    """Compile the source into folder (once per source, JAX, compiler and CPU); the library's path, or None."""
+    """Compile the source into folder (once per `build_key`); the library's path, or None."""
     include = jax.ffi.include_dir()
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), jax.__version__, compiler, str(FLAG_SETS), sys.platform,
-                                    _cpu()]).encode()
-                         ).hexdigest()[:16]
-    lib = folder / f"minibatch_step-{key}.so"
+    lib = folder / f"minibatch_step-{build_key(compiler)}.so"
     if lib.exists():
         return lib
     folder.mkdir(parents=True, exist_ok=True)
-    for flags in FLAG_SETS:
+    for flags in _flag_sets():
         # Build under a temporary name, then rename: concurrent runs never load a half-written file.
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
         os.close(fd)
