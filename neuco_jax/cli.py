@@ -64,6 +64,16 @@ def _leaderboard_parser(sub) -> None:
     p.add_argument("--weighting", choices=("std", "uniform"), default="std",
                    help="task weights: std of each task's Q across runs (reference, default) "
                         "or uniform (plain average rank)")
+    _selection_flags(p)
+
+
+def _selection_flags(p) -> None:
+    """The flags leaderboard and report share: which runs of the phase are ranked."""
+    p.add_argument("--latest", action="store_true",
+                   help="rank only the newest complete run of each method (default: every run, as the reference)")
+    p.add_argument("--allow_mixed_protocols", action="store_true",
+                   help="rank runs scored under different protocols (config keys that change scores, label "
+                        "files, exclude list) together, marked by a protocol column; by default that is an error")
 
 
 def _report_parser(sub) -> None:
@@ -78,6 +88,7 @@ def _report_parser(sub) -> None:
                    help="task weights of the ranking: std (reference, default) or uniform")
     p.add_argument("--out", type=Path, default=None,
                    help="HTML file to write (default: <output_dir>/reports/<phase>/report.html); PNGs go beside it")
+    _selection_flags(p)
 
 
 def _data_parsers(sub) -> None:
@@ -197,7 +208,11 @@ def cmd_sweep(args) -> int:
 def cmd_leaderboard(args) -> int:
     from neuco_jax.leaderboard import collect_runs, format_leaderboard, rank_runs, save_leaderboard
 
-    board = rank_runs(collect_runs(args.output_dir, args.phase), args.weighting)
+    board = rank_runs(collect_runs(args.output_dir, args.phase, args.latest, args.allow_mixed_protocols),
+                      args.weighting)
+    if "protocol" in board.columns:
+        warnings.warn(f"ranked runs of {board['protocol'].nunique()} different protocols together "
+                      f"(--allow_mixed_protocols): their ranks are not comparable; see the protocol column")
     print(format_leaderboard(board))
     path = save_leaderboard(board, args.output_dir, args.phase)
     if path is not None:
@@ -208,7 +223,8 @@ def cmd_leaderboard(args) -> int:
 def cmd_report(args) -> int:
     from neuco_jax.report import write_report
 
-    print(write_report(args.output_dir, args.phase, weighting=args.weighting, out=args.out))
+    print(write_report(args.output_dir, args.phase, weighting=args.weighting, out=args.out, latest=args.latest,
+                       allow_mixed_protocols=args.allow_mixed_protocols))
     return 0
 
 
@@ -241,7 +257,7 @@ def cmd_validate(args) -> int:
 
 def cmd_demo(args) -> int:
     from neuco_jax.config import Config
-    from neuco_jax.leaderboard import collect_runs, format_leaderboard, rank_runs, save_leaderboard
+    from neuco_jax.leaderboard import format_leaderboard, rank_runs, read_runs, runs_table, save_leaderboard
     from neuco_jax.pipeline import sweep
     from neuco_jax.synthetic import make_benchmark
 
@@ -256,11 +272,13 @@ def cmd_demo(args) -> int:
     method_of = {run.run_dir.name: run.name for run in runs}  # this invocation's runs
     print(f"evaluated {len(runs)} submissions in one pass: "
           + ", ".join(f"{k} {v:.2f}s" for k, v in runs[0].timings.items()))
-    board = rank_runs(collect_runs(output_dir, "demo"))
+    # Earlier demos in the same folder share the phase, maybe with other settings: rank only this
+    # invocation's runs, the newest of each method (`leaderboard --phase demo --latest`).
+    board = rank_runs(runs_table([r for r in read_runs(output_dir, "demo", latest=True)
+                                  if r["run_dir"].name in method_of]))
     print(format_leaderboard(board))
     print(f"leaderboard: {save_leaderboard(board, output_dir, 'demo')}")
-    # Earlier demo runs in the same folder share the phase: judge this invocation's rows only.
-    order = [method_of[e] for e in board["experiment"] if e in method_of]
+    order = [method_of[e] for e in board["experiment"]]
     if order == bench.expected_order:
         print(f"known order recovered: {' > '.join(order)}")
         return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import logging
 import warnings
 from pathlib import Path
@@ -182,7 +183,7 @@ def load_labels(annotation_path: str | Path) -> list[Task]:
     folder = Path(annotation_path)
     if not folder.is_dir():
         raise InputError(f"{folder}: labels folder not found; pass the folder of <task>__<type>.csv files as --annotation_path")
-    tasks = [_load_task(path) for path in sorted(folder.glob("*.csv"))]
+    tasks = [_load_task(path) for path in _label_files(folder)]
     if not tasks:
         raise InputError(f"{folder}: no *.csv label files found; expect files named <task>__<type>.csv")
     names = [t.name for t in tasks]
@@ -190,6 +191,48 @@ def load_labels(annotation_path: str | Path) -> list[Task]:
         dup = sorted({n for n in names if names.count(n) > 1})
         raise InputError(f"{folder}: task {dup[0]!r} has more than one label file; keep one per task")
     return sorted(tasks, key=lambda t: t.name)
+
+
+def _label_files(folder: Path) -> list[Path]:
+    """The label files of a folder, in name order: every `*.csv` in it."""
+    return sorted(folder.glob("*.csv"))
+
+
+def labels_fingerprint(annotation_path: str | Path) -> str:
+    """A stable hash of the label files `load_labels` reads: "sha256:<hex>".
+
+    Hashes each file's name and bytes, in name order, so that two runs share a
+    fingerprint exactly when they were scored on the same label files (every
+    file, not only the tasks a `task_filter` kept: the ids of all of them decide
+    which submission rows are kept and standardised).
+    """
+    digest = hashlib.sha256()
+    for path in _label_files(Path(annotation_path)):
+        data = path.read_bytes()
+        digest.update(f"{path.name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def read_exclude_ids(exclude_file: str | Path) -> set[str]:
+    """The ids of an exclude file: one per line, surrounding whitespace and blank lines ignored."""
+    exclude_file = Path(exclude_file)
+    if not exclude_file.is_file():
+        raise InputError(f"{exclude_file}: exclude file not found; check --exclude_file")
+    return {line.strip() for line in exclude_file.read_text().splitlines() if line.strip()}
+
+
+def exclude_fingerprint(exclude_file: str | Path | None) -> str | None:
+    """A stable hash of the set of ids an exclude file drops ("sha256:<hex>"); None when it drops none.
+
+    Hashes the sorted ids rather than the bytes, so that order, blank lines and
+    line endings (which change nothing) do not change it.
+    """
+    ids = read_exclude_ids(exclude_file) if exclude_file is not None else set()
+    if not ids:
+        return None
+    digest = hashlib.sha256("\n".join(sorted(ids)).encode())
+    return f"sha256:{digest.hexdigest()}"
 
 
 def _load_task(path: Path) -> Task:
@@ -342,10 +385,7 @@ def load_submission(path: str | Path, valid_ids=None, embedding_dim: int | None 
     ids = _strip_ids(path, pa.array(raw_ids, pa.string()))
     rows = np.arange(len(ids))  # file row of each kept row
     if exclude_file is not None:
-        exclude_file = Path(exclude_file)
-        if not exclude_file.is_file():
-            raise InputError(f"{exclude_file}: exclude file not found; check --exclude_file")
-        bad = {line.strip() for line in exclude_file.read_text().splitlines() if line.strip()}
+        bad = read_exclude_ids(exclude_file)
         rows = rows[np.fromiter((i not in bad for i in ids), bool, len(ids))]
     if valid_ids is not None:
         valid_ids = set(valid_ids)

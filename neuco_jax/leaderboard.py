@@ -19,10 +19,16 @@ the per-task Q scores of the runs that have every task:
 "std" weighting (the reference's, and the default) lets the tasks on which the
 methods differ most decide most of the order; "uniform" counts every task the
 same.
+
+Runs are ranked together only when they share a scoring protocol
+(neuco_jax.protocol): a phase whose complete runs were scored under different
+protocols is an error unless `allow_mixed_protocols`, which ranks them anyway
+and adds a `protocol` column. `latest` keeps the newest run of each method.
 """
 
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -30,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from neuco_jax.errors import InputError
+from neuco_jax.protocol import MixedProtocolsError, group_protocols, protocol_of
 from neuco_jax.results import atomic_write_text, check_name, timestamp
 
 WEIGHTINGS = ("std", "uniform")
@@ -44,9 +51,11 @@ _OVERALL_COLUMNS = ["overall_q_score", "overall_acc_score"]
 _CURRENT_KEYS = ("experiment", "overall_q_score", "overall_acc_score",
                  "task_q_scores", "task_acc_scores")
 _OLDER_KEYS = ("experiment", "overall_score", "task_results")
+# A run folder's name: <method>_<YYYYmmdd_HHMMSS>, and _2, _3, ... after a name clash.
+_RUN_NAME = re.compile(r"(?P<method>.+)_(?P<stamp>\d{8}_\d{6})(?:_(?P<clash>\d+))?")
 
 
-def read_runs(output_dir, phase):
+def read_runs(output_dir, phase, latest=False):
     """Parses the results_summary.json of every complete run of a phase.
 
     Run folders are read in name order so that nothing depends on the file
@@ -57,6 +66,8 @@ def read_runs(output_dir, phase):
     Args:
       output_dir: the benchmark's output folder (str or Path).
       phase: name of the phase folder under output_dir.
+      latest: keep only the newest complete run of each method (latest_runs);
+        default every run, as the reference.
 
     Returns:
       One dict per run as `_read_summary` gives it, plus run_dir (Path).
@@ -79,17 +90,45 @@ def read_runs(output_dir, phase):
                           stacklevel=3)
             continue
         runs.append({**_read_summary(summary), "run_dir": run_dir})
-    return runs
+    return latest_runs(runs) if latest else runs
 
 
-def runs_table(runs):
-    """The runs of `read_runs` as one table.
+def latest_runs(runs):
+    """The newest run of each method among runs (as read_runs gives them), in their order.
+
+    A run's method is its folder name without the `_YYYYmmdd_HHMMSS` stamp and
+    the `_N` of a name clash; newest means the latest stamp, then the highest N.
+    A folder not named that way is a method of its own.
+    """
+    newest = {}  # method -> (stamp, clash), index of its newest run
+    for i, run in enumerate(runs):
+        match = _RUN_NAME.fullmatch(run["run_dir"].name)
+        method, age = ((match["method"], (match["stamp"], int(match["clash"] or 1))) if match
+                       else (run["run_dir"].name, ("", 0)))
+        if method not in newest or age > newest[method][0]:
+            newest[method] = (age, i)
+    keep = {i for _, i in newest.values()}
+    return [run for i, run in enumerate(runs) if i in keep]
+
+
+def runs_table(runs, allow_mixed_protocols=False):
+    """The runs of `read_runs` as one table, after checking that the ones to rank share a protocol.
+
+    Args:
+      runs: as read_runs returns them.
+      allow_mixed_protocols: rank runs of different protocols anyway; the
+        table then gets a `protocol` column, one short id per protocol.
 
     Returns:
       DataFrame with one row per run and columns experiment, q::<task>...,
-      acc::<task>..., overall_q_score, overall_acc_score; tasks in sorted order,
-      NaN where a run lacks a task (and for every accuracy of a run written in
-      the older format, which had none).
+      acc::<task>..., overall_q_score, overall_acc_score (and protocol, see
+      above); tasks in sorted order, NaN where a run lacks a task (and for
+      every accuracy of a run written in the older format, which had none).
+
+    Raises:
+      MixedProtocolsError: the runs that have every task (those rank_runs
+        ranks) differ in protocol, and allow_mixed_protocols is false; one line
+        naming the differing keys, their values and runs, and the fixes.
     """
     tasks = sorted({task for run in runs for task in run["q"]})
     columns = ["experiment", *(Q_PREFIX + t for t in tasks),
@@ -102,12 +141,33 @@ def runs_table(runs):
          "overall_acc_score": run["overall_acc"]}
         for run in runs
     ]
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
+    complete = _complete(table).to_numpy()
+    ranked = [run for run, c in zip(runs, complete) if c]
+    groups = group_protocols(ranked)
+    if groups.mixed and not allow_mixed_protocols:
+        where = ranked[0]["run_dir"].parent if "run_dir" in ranked[0] else "runs"
+        raise MixedProtocolsError(
+            f"{where}: these runs were scored under different protocols: {groups.differences}; "
+            f"rank each protocol in its own phase (or only the newest run of each method with --latest), "
+            f"or rank them together anyway with --allow_mixed_protocols (allow_mixed_protocols=True), "
+            f"which marks each run's protocol")
+    if groups.mixed:
+        table.loc[complete, "protocol"] = groups.ids
+    return table
 
 
-def collect_runs(output_dir, phase):
-    """Every complete run of a phase as one table: `runs_table(read_runs(output_dir, phase))`."""
-    return runs_table(read_runs(output_dir, phase))
+def collect_runs(output_dir, phase, latest=False, allow_mixed_protocols=False):
+    """Every complete run of a phase as one table: runs_table of read_runs (see both)."""
+    return runs_table(read_runs(output_dir, phase, latest), allow_mixed_protocols)
+
+
+def _complete(table):
+    """Boolean Series: the rows of a runs table that have every task's Q (the runs that are ranked)."""
+    q_columns = [c for c in table.columns if c.startswith(Q_PREFIX)]
+    if not q_columns:
+        return pd.Series(False, index=table.index)
+    return table[q_columns].notna().all(axis=1)
 
 
 def _read_summary(path):
@@ -118,8 +178,10 @@ def _read_summary(path):
 
     Returns:
       dict with experiment (str), q and acc ({task: float}; acc empty for the
-      older format), overall_q and overall_acc (float, NaN when absent), and
-      config (the run's config dict, or None).
+      older format), overall_q and overall_acc (float, NaN when absent),
+      config (the run's config dict, or None), protocol (protocol.protocol_of)
+      and ablation_axes (the protocol keys an ablation variant varies; empty
+      for other runs).
     """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -139,11 +201,15 @@ def _read_summary(path):
         raise _summary_error(path, f"has 'experiment' {data['experiment']!r}, expected a string")
 
     config = data["config"] if isinstance(data.get("config"), dict) else None
+    axes = data.get("ablation_axes", [])
+    if not isinstance(axes, list) or not all(isinstance(a, str) for a in axes):
+        raise _summary_error(path, f"has 'ablation_axes' {axes!r}, expected a list of config keys")
+    record = {"config": config, "protocol": protocol_of(data), "ablation_axes": tuple(axes)}
     if older:
         return {"experiment": data["experiment"],
                 "q": _task_scores(data, "task_results", path), "acc": {},
                 "overall_q": _score(data["overall_score"], path, "overall_score"),
-                "overall_acc": math.nan, "config": config}
+                "overall_acc": math.nan, **record}
     q = _task_scores(data, "task_q_scores", path)
     acc = _task_scores(data, "task_acc_scores", path)
     if set(q) != set(acc):
@@ -152,7 +218,7 @@ def _read_summary(path):
                   "'task_q_scores' and 'task_acc_scores'")
     return {"experiment": data["experiment"], "q": q, "acc": acc,
             "overall_q": _score(data["overall_q_score"], path, "overall_q_score"),
-            "overall_acc": _score(data["overall_acc_score"], path, "overall_acc_score"), "config": config}
+            "overall_acc": _score(data["overall_acc_score"], path, "overall_acc_score"), **record}
 
 
 def _task_scores(data, key, path):
@@ -261,8 +327,9 @@ def rank_runs(runs, weighting="std"):
     Returns:
       DataFrame sorted best first (ties in weighted_score by experiment name)
       with columns experiment, mean_score, weighted_score, aggregated_rank,
-      q::<task>..., acc::<task>..., overall_q_score, overall_acc_score. Empty,
-      with those columns, when no run has every task.
+      q::<task>..., acc::<task>..., overall_q_score, overall_acc_score, and
+      protocol where runs carries one (mixed protocols allowed). Empty, with
+      those columns, when no run has every task.
     """
     _check_weighting(weighting)
     missing = [c for c in ("experiment", *_OVERALL_COLUMNS) if c not in runs.columns]
@@ -271,8 +338,9 @@ def rank_runs(runs, weighting="std"):
                          "build it with collect_runs")
     q_columns = sorted(c for c in runs.columns if c.startswith(Q_PREFIX))
     acc_columns = sorted(c for c in runs.columns if c.startswith(ACC_PREFIX))
-    columns = [*_RANK_COLUMNS, *q_columns, *acc_columns, *_OVERALL_COLUMNS]
-    complete = runs.loc[runs[q_columns].notna().all(axis=1)] if q_columns else runs.iloc[:0]
+    columns = [*_RANK_COLUMNS, *q_columns, *acc_columns, *_OVERALL_COLUMNS,
+               *(["protocol"] if "protocol" in runs.columns else [])]
+    complete = runs.loc[_complete(runs)]
     if complete.empty:
         return pd.DataFrame(columns=columns)
 
@@ -307,16 +375,17 @@ def save_leaderboard(board, output_dir, phase, stamp=None):
     return path
 
 
-def write_leaderboard(output_dir, phase, weighting="std", stamp=None):
-    """Ranks every complete run of a phase and saves the leaderboard; see save_leaderboard."""
-    return save_leaderboard(rank_runs(collect_runs(output_dir, phase), weighting), output_dir, phase, stamp)
+def write_leaderboard(output_dir, phase, weighting="std", stamp=None, latest=False, allow_mixed_protocols=False):
+    """Ranks every complete run of a phase and saves the leaderboard; see collect_runs and save_leaderboard."""
+    runs = collect_runs(output_dir, phase, latest, allow_mixed_protocols)
+    return save_leaderboard(rank_runs(runs, weighting), output_dir, phase, stamp)
 
 
 def format_leaderboard(board):
     """Formats a leaderboard as a compact text table for the terminal.
 
-    Shows rank, experiment, weighted score, mean Q and mean accuracy; the
-    per-task scores are in the CSV.
+    Shows rank, experiment, weighted score, mean Q and mean accuracy (and the
+    protocol, where the board has one); the per-task scores are in the CSV.
 
     Args:
       board: DataFrame as returned by rank_runs.
@@ -326,8 +395,8 @@ def format_leaderboard(board):
     """
     if board.empty:
         return "No complete runs to rank."
-    table = board[["aggregated_rank", "experiment", "weighted_score", "mean_score",
-                   "overall_acc_score"]].rename(columns={
+    table = board[["aggregated_rank", "experiment", "weighted_score", "mean_score", "overall_acc_score",
+                   *(["protocol"] if "protocol" in board.columns else [])]].rename(columns={
                        "aggregated_rank": "rank", "mean_score": "mean_Q",
                        "overall_acc_score": "mean_acc"})
     return table.to_string(index=False, float_format=lambda v: f"{v:.3f}")

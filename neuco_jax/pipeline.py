@@ -2,6 +2,8 @@
 
 `sweep` evaluates many submissions (and ablation variants) with the methods
 axis in the compiled program; `evaluate` is a sweep of one submission.
+Ablation variants are written to their own phase, `<phase>_ablations`, so that
+they never change the task weights of the phase's main leaderboard.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 
 from neuco_jax import engine, results
 from neuco_jax.config import Ablations, Config
-from neuco_jax.data import Benchmark, load_labels, load_submission, prepare, submission_width
+from neuco_jax.data import (Benchmark, exclude_fingerprint, labels_fingerprint, load_labels, load_submission,
+                            prepare, submission_width)
 from neuco_jax.errors import InputError
 from neuco_jax.plan import Embeddings, coverage, make_plan, stack_embeddings
 from neuco_jax.plots import write_task_plots
@@ -32,6 +35,10 @@ log = logging.getLogger(__name__)
 # Methods per compiled pass when the caller does not say: bounds the stacked
 # embeddings (methods x rows x dim float32) to about this many bytes.
 CHUNK_BYTES = 1 << 30
+# Ablation variants go to the phase `<phase>` + this, ranked on their own.
+ABLATIONS_SUFFIX = "_ablations"
+# The protocol key (neuco_jax.protocol) that each axis of _grid varies.
+_AXIS_KEYS = ("probe_params.learning_rate", "embedding_dim", "label_fraction", "probe_params.epochs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +74,11 @@ def _grid(config: Config):
             a.label_fractions or (config.label_fraction,), a.epochs or (config.epochs,))
 
 
+def ablation_axes(config: Config) -> list[str]:
+    """The protocol keys that the config's ablations vary (axes with more than one value)."""
+    return [key for values, key in zip(_grid(config), _AXIS_KEYS) if len(values) > 1]
+
+
 def _variant_name(method: str, config: Config, lr: float, dim, fraction: float, epochs: int) -> str:
     """`method`, plus `@axis=value` for every ablation axis that has more than one value."""
     lrs, dims, fractions, epoch_points = _grid(config)
@@ -90,12 +102,20 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
 
     Each reported run gets its own run folder, exactly as `evaluate` writes it,
     then (with `update_leaderboard`) one leaderboard is rebuilt for the phase.
+    With ablations (an axis of more than one value) the variants go to the
+    phase `<phase>_ablations`, ranked on its own: they compare protocols by
+    design and must not change the task weights of `<phase>`'s leaderboard.
+    Each summary records the labels' and exclude list's fingerprints and, for
+    variants, the protocol keys they vary (`ablation_axes`): see
+    neuco_jax.protocol. When the phase mixes protocols (or another of its runs
+    is unreadable) the leaderboard is skipped with a warning; the runs stay.
 
     Args:
       submission_files: embedding CSVs.
       annotation_path: folder of `<task>__<type>.csv` label files.
       config: the validated config, including its `ablations`.
-      output_dir, phase: runs go to `<output_dir>/<phase>/<name>_<timestamp>/`.
+      output_dir, phase: runs go to `<output_dir>/<phase>/<name>_<timestamp>/`
+        (ablation variants: `<output_dir>/<phase>_ablations/...`).
       method_names: one per file; default: the files' stems.
       exclude_file: optional list of ids to drop from every submission.
       chunk_size: methods per compiled pass; more are processed in chunks of
@@ -118,11 +138,17 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise InputError(f"method name '{dup}' is used twice; give each submission its own --method_name")
+    axes = ablation_axes(config)
+    phase = results.check_name("phase", phase) + (ABLATIONS_SUFFIX if axes else "")
     results.check_writable(output_dir, phase)  # an unwritable output_dir fails before any work
 
     timings = dict.fromkeys(("load", "compile", "train", "write"), 0.0)
     t0 = time.perf_counter()
     tasks = load_labels(annotation_path)
+    # neuco_jax's summary keys that the leaderboard compares besides the config (neuco_jax.protocol).
+    protocol_record = {"labels_fingerprint": labels_fingerprint(annotation_path),
+                       "exclude_fingerprint": exclude_fingerprint(exclude_file),
+                       **({"ablation_axes": axes} if axes else {})}
     valid_ids = {i for t in tasks for i in t.ids}
     lrs, dims, fractions, epoch_points = _grid(config)
     widths = [config.embedding_dim or submission_width(f) for f in files]
@@ -190,7 +216,8 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
                         extras = partial(_write_extras, config=config, plan=plan, probes=probes, refit=refit,
                                          slot=slot, variant=variant, bench=bench, raw_tasks=tasks)
                         # In a multi-process run every process holds all scores; the first writes them.
-                        run_dir = (results.write_run(output_dir, phase, variant.name, scores, variant.config, fill=extras)
+                        run_dir = (results.write_run(output_dir, phase, variant.name, scores, variant.config,
+                                                     fill=extras, extensions=protocol_record)
                                    if is_writer() else None)
                         out[m, v] = RunResult(variant.name, run_dir, scores, variant.config, timings)
                         wrote_one()
@@ -201,7 +228,10 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
         t0 = time.perf_counter()
         from neuco_jax.leaderboard import write_leaderboard  # pandas: imported only when needed
 
-        board = write_leaderboard(output_dir, phase)
+        try:
+            board = write_leaderboard(output_dir, phase)
+        except InputError as e:  # the runs are written; a leaderboard of the phase cannot be
+            warnings.warn(f"leaderboard not updated: {e}", stacklevel=2)
         timings["write"] += time.perf_counter() - t0
     log.info("sweep of %d runs: %s", len(out), ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     return [dataclasses.replace(out[key], leaderboard=board) for key in sorted(out)]

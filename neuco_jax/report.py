@@ -35,6 +35,7 @@ import numpy as np
 from neuco_jax.errors import InputError
 from neuco_jax.leaderboard import (ACC_PREFIX, Q_PREFIX, SUMMARY_FILE, aggregate_ranks, rank_runs,
                                    read_runs, runs_table)
+from neuco_jax.protocol import group_protocols
 from neuco_jax.results import atomic_write_bytes, check_name
 from neuco_jax.scores import q_statistic
 
@@ -71,13 +72,14 @@ class PhaseResults:
     ranks: np.ndarray         # (runs, tasks) int, 1 = best Q on the task
     weights: np.ndarray       # (tasks,) task weights of the weighting
     unranked: list[str]       # experiments lacking some task, left out of the ranking
+    mixed_protocols: str = ""  # protocol.ProtocolGroups.differences of the ranked runs; "" when they share one
 
     @property
     def experiments(self) -> list[str]:
         return list(self.board["experiment"])
 
 
-def write_report(output_dir, phase, weighting="std", out=None) -> Path:
+def write_report(output_dir, phase, weighting="std", out=None, latest=False, allow_mixed_protocols=False) -> Path:
     """Writes the HTML report of every complete run of a phase, and its figures as PNG.
 
     Args:
@@ -86,15 +88,19 @@ def write_report(output_dir, phase, weighting="std", out=None) -> Path:
       weighting: task weights of the ranking, "std" (the reference's) or "uniform".
       out: path of the HTML file; None means <output_dir>/reports/<phase>/report.html.
         The PNG files are written beside it.
+      latest, allow_mixed_protocols: which runs are ranked, as for the
+        leaderboard (leaderboard.read_runs, leaderboard.runs_table); runs of
+        different protocols ranked together get a warning and a protocol column.
 
     Returns:
       Path of the HTML file.
 
     Raises:
-      InputError: the phase folder is missing, a result file is broken, or no
-        run of the phase has every task.
+      InputError: the phase folder is missing, a result file is broken, no
+        run of the phase has every task, or (without allow_mixed_protocols) the
+        runs differ in protocol.
     """
-    results = load_phase(output_dir, phase, weighting)
+    results = load_phase(output_dir, phase, weighting, latest, allow_mixed_protocols)
     out = Path(out) if out is not None else Path(output_dir) / "reports" / check_name("phase", phase) / REPORT_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     figures = render_figures(results)
@@ -104,8 +110,8 @@ def write_report(output_dir, phase, weighting="std", out=None) -> Path:
     return out
 
 
-def load_phase(output_dir, phase, weighting="std") -> PhaseResults:
-    """Reads and ranks every complete run of a phase, with the per-task result files.
+def load_phase(output_dir, phase, weighting="std", latest=False, allow_mixed_protocols=False) -> PhaseResults:
+    """Reads and ranks every complete run of a phase (see write_report), with the per-task result files.
 
     Returns:
       PhaseResults in leaderboard order.
@@ -113,8 +119,8 @@ def load_phase(output_dir, phase, weighting="std") -> PhaseResults:
     Raises:
       InputError: as write_report.
     """
-    summaries = read_runs(output_dir, phase)
-    runs = runs_table(summaries)
+    summaries = read_runs(output_dir, phase, latest)
+    runs = runs_table(summaries, allow_mixed_protocols)
     board = rank_runs(runs, weighting)
     phase_dir = Path(output_dir) / phase
     if board.empty:
@@ -144,8 +150,10 @@ def load_phase(output_dir, phase, weighting="std") -> PhaseResults:
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no fold scores
         fold_min, fold_max = np.nanmin(folds, axis=-1), np.nanmax(folds, axis=-1)
     unranked = sorted(set(runs["experiment"]) - set(board["experiment"]))
+    ranked = set(board["experiment"])
+    mixed = group_protocols([run for run in summaries if run["experiment"] in ranked]).differences
     return PhaseResults(phase, weighting, board, tasks, run_dirs, configs, q, jackknife_q_se(folds), mean, std,
-                        fold_min, fold_max, np.isfinite(folds).sum(axis=-1), ranks, weights, unranked)
+                        fold_min, fold_max, np.isfinite(folds).sum(axis=-1), ranks, weights, unranked, mixed)
 
 
 def jackknife_q_se(folds):
@@ -348,6 +356,7 @@ summary { cursor: pointer; }
 pre { background: #f6f8fa; padding: 8px 12px; border-radius: 4px; font-size: 12px; overflow-x: auto; }
 a { color: #0645ad; }
 .note { color: #8a4b00; }
+.warning { color: #8a0000; background: #fff0f0; border: 1px solid #e0a0a0; padding: 8px 12px; }
 """
 
 
@@ -365,6 +374,10 @@ def page_html(results, figures, folder):
         f'<p class="meta">{n_runs} ranked run{"s" if n_runs != 1 else ""}, {len(results.tasks)} tasks, '
         f"{e(results.weighting)} task weighting; generated {e(generated)} by neuco_jax.</p>",
     ]
+    if results.mixed_protocols:
+        parts.append(f'<p class="warning" id="mixed-protocols"><strong>Warning: these runs were scored under '
+                     f"different protocols</strong> ({e(results.mixed_protocols)}), so their ranks are not "
+                     "comparable; the protocol column of the leaderboard says which runs share one.</p>")
     if results.unranked:
         parts.append(f'<p class="note">Not ranked (some tasks missing): {e(", ".join(results.unranked))}.</p>')
     parts += _leaderboard_html(results, folder)
@@ -411,6 +424,8 @@ def _leaderboard_html(results, folder):
             '<th class="num" rowspan="2">weighted score<small>lower is better</small></th>',
             '<th class="num" rowspan="2">mean Q</th>', '<th class="num" rowspan="2">mean score</th>']
     head += [f'<th class="task-head"><span>{e(task)}</span></th>' for task in results.tasks]
+    protocols = "protocol" in board.columns
+    head += ['<th rowspan="2">protocol</th>'] if protocols else []
     weight_row = "".join(f'<th class="num weight" title="task weight">{w:.2f}</th>' for w in results.weights)
     rows = []
     for r, row in enumerate(board.itertuples(index=False)):
@@ -418,6 +433,7 @@ def _leaderboard_html(results, folder):
                  f'<td><a href="{_link(results.run_dirs[r], folder)}">{e(row.experiment)}</a></td>',
                  _num_td(row.weighted_score), _num_td(row.mean_score, 2), _num_td(row.overall_acc_score)]
         cells += [_num_td(results.q[r, t], 2, best[r, t]) for t in range(len(results.tasks))]
+        cells += [f"<td>{e(row.protocol)}</td>"] if protocols else []
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return ["<h2>Leaderboard</h2>",
             '<p class="meta">Q per task, best in bold, with the task weights of the ranking below the task '

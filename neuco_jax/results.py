@@ -71,7 +71,7 @@ def phase_dir(output_dir: str | Path, phase: str) -> Path:
 
 
 def write_run(output_dir: str | Path, phase: str, method: str, scores: list[TaskScore], config: Config,
-              stamp: str | None = None, fill=None) -> Path:
+              stamp: str | None = None, fill=None, extensions: dict | None = None) -> Path:
     """Write a run folder `<output_dir>/<phase>/<method>_<stamp>/`; returns its path.
 
     `fill(folder)`, when given, adds files (plots, stored probes) to the run
@@ -80,6 +80,8 @@ def write_run(output_dir: str | Path, phase: str, method: str, scores: list[Task
     so a run folder either is complete or does not exist; results_summary.json
     is also written last, the reference's sign of a complete run. An existing
     run folder is never overwritten: a clash gets the suffix _2, _3, ...
+    `extensions` are neuco_jax's extra summary keys (the protocol record that
+    neuco_jax.leaderboard compares: labels and exclude fingerprints, ablation axes).
     """
     folder = phase_dir(output_dir, phase)
     base = f"{check_name('method_name', method)}_{stamp or timestamp()}"
@@ -106,6 +108,7 @@ def write_run(output_dir: str | Path, phase: str, method: str, scores: list[Task
             "config": config.to_dict(),
             # neuco_jax extension: folds whose every epoch scored NaN (diverged), per task
             "failed_folds": {s.name: s.failed_folds for s in scores},
+            **(extensions or {}),
         }
         for attempt in range(1, 1000):
             name = base if attempt == 1 else f"{base}_{attempt}"

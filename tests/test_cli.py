@@ -103,3 +103,20 @@ def test_demo_recovers_the_known_order(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "known order recovered: method_a > method_b > method_c > random_baseline" in out
+
+
+def test_a_second_demo_ranks_only_its_own_runs(tmp_path, capsys):
+    import pandas as pd
+    demo = ["demo", "--out", str(tmp_path / "demo"), "--n_ids", "400", "--dim", "16", "--epochs", "2"]
+    main(demo + ["--k_folds", "3"])
+    capsys.readouterr()
+    main(demo + ["--k_folds", "4"])  # other settings, same phase: never ranked beside the first demo's runs
+    out = capsys.readouterr().out
+    assert len(list((tmp_path / "demo" / "results" / "demo").iterdir())) == 8
+    saved = out.split("leaderboard: ")[-1].split()[0]
+    board = pd.read_csv(saved)
+    assert sorted(r.rsplit("_", 2)[0] for r in board["experiment"]) == [
+        "method_a", "method_b", "method_c", "random_baseline"]
+    runs = sorted((tmp_path / "demo" / "results" / "demo").iterdir())
+    newest = {r.name for r in runs[1::2]}  # each method's second run sorts after its first
+    assert set(board["experiment"]) == newest

@@ -9,7 +9,8 @@ from hypothesis import given, settings, strategies as st
 
 from neuco_jax.errors import InputError
 from neuco_jax.leaderboard import (aggregate_ranks, collect_runs, format_leaderboard,
-                                   rank_runs, write_leaderboard)
+                                   rank_runs, read_runs, write_leaderboard)
+from neuco_jax.protocol import MixedProtocolsError
 
 PHASE = "dev"
 TASKS = ["a", "b", "c"]
@@ -36,10 +37,11 @@ def current_summary(experiment, q, acc):
             "task_q_scores": q, "task_acc_scores": acc, "config": {"k_folds": 3}}
 
 
-def older_summary(experiment, q):
-    """results_summary.json content in the reference's older, Q-only format."""
-    return {"experiment": experiment, "overall_score": float(np.mean(list(q.values()))),
-            "task_results": q}
+def older_summary(experiment, q, config=None):
+    """results_summary.json content in the reference's older, Q-only format (config when it was given one)."""
+    summary = {"experiment": experiment, "overall_score": float(np.mean(list(q.values()))),
+               "task_results": q}
+    return {**summary, "config": config} if config is not None else summary
 
 
 # Q scores of the hand-computed example. Offsets per task (50, 20, 30) change
@@ -59,7 +61,7 @@ def example_dir(tmp_path):
     for name, q in EXAMPLE_Q.items():
         folder = f"{name}_20250101_000000"
         if name == "gamma":
-            write_summary(tmp_path, folder, older_summary(name, q))
+            write_summary(tmp_path, folder, older_summary(name, q, config={"k_folds": 3}))
         else:
             write_summary(tmp_path, folder,
                           current_summary(name, q, {t: v / 100 for t, v in q.items()}))
@@ -303,3 +305,156 @@ def test_min_rank_matches_scipy(values):
     a = np.array(values)
     np.testing.assert_array_equal(min_rank(a, axis=0), rankdata(a, axis=0, method="min"))
     np.testing.assert_array_equal(min_rank(a[:, 0]), rankdata(a[:, 0], method="min"))
+
+
+# Protocols: runs scored differently are never ranked together silently.
+
+def protocol_phase(output_dir, configs, **extra):
+    """Writes one run per {folder: config} (None: no config) with made-up Q's; returns the folder names."""
+    for r, (folder, config) in enumerate(configs.items()):
+        q = {t: 10.0 * (r + 1) + i for i, t in enumerate(TASKS)}
+        summary = current_summary(folder, q, {t: v / 100 for t, v in q.items()})
+        summary.pop("config")
+        if config is not None:
+            summary["config"] = config
+        write_summary(output_dir, folder, {**summary, **extra.get(folder, {})})
+    return list(configs)
+
+
+def test_runs_with_different_k_folds_are_an_error_naming_the_key_and_runs(tmp_path, capsys):
+    from neuco_jax.cli import main
+    protocol_phase(tmp_path, {"a_20250101_000000": {"k_folds": 3}, "b_20250101_000000": {"k_folds": 3},
+                              "c_20250101_000000": {"k_folds": 5}})
+    with pytest.raises(MixedProtocolsError) as info:
+        collect_runs(tmp_path, PHASE)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "k_folds = 3 (a_20250101_000000, b_20250101_000000) / 5 (c_20250101_000000)" in message
+    assert "--allow_mixed_protocols" in message and "--latest" in message
+    assert "probe_params" not in message and "labels_fingerprint" not in message  # only what differs
+    with pytest.raises(MixedProtocolsError):
+        write_leaderboard(tmp_path, PHASE)
+    assert not (tmp_path / "leaderboards").exists()
+
+    assert main(["leaderboard", "--output_dir", str(tmp_path), "--phase", PHASE]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "k_folds = 3" in err
+
+
+def test_allow_mixed_protocols_ranks_them_and_marks_the_csv(tmp_path, capsys):
+    from neuco_jax.cli import main
+    protocol_phase(tmp_path, {"a_20250101_000000": {"k_folds": 3}, "b_20250101_000000": {"k_folds": 3},
+                              "c_20250101_000000": {"k_folds": 5}})
+    path = write_leaderboard(tmp_path, PHASE, allow_mixed_protocols=True)
+    board = pd.read_csv(path)
+    assert list(board.columns) == LEADERBOARD_COLUMNS + ["protocol"]
+    protocol = dict(zip(board["experiment"], board["protocol"]))
+    assert protocol["a_20250101_000000"] == protocol["b_20250101_000000"] != protocol["c_20250101_000000"]
+    # The ranking itself is the usual one.
+    plain = rank_runs(collect_runs(tmp_path, PHASE, allow_mixed_protocols=True).drop(columns="protocol"))
+    pd.testing.assert_frame_equal(board.drop(columns="protocol"), plain, check_dtype=False)
+
+    with pytest.warns(UserWarning, match="ranked runs of 2 different protocols together"):
+        assert main(["leaderboard", "--output_dir", str(tmp_path), "--phase", PHASE,
+                     "--allow_mixed_protocols"]) == 0
+    assert "protocol" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_different_label_files_are_an_error_naming_the_fingerprint(tmp_path):
+    configs = {"a_20250101_000000": {"k_folds": 3}, "b_20250101_000000": {"k_folds": 3}}
+    protocol_phase(tmp_path, configs, **{
+        "a_20250101_000000": {"labels_fingerprint": "sha256:" + "1" * 64, "exclude_fingerprint": None},
+        "b_20250101_000000": {"labels_fingerprint": "sha256:" + "2" * 64, "exclude_fingerprint": None}})
+    with pytest.raises(MixedProtocolsError, match=r"labels_fingerprint = sha256:111111111111 \(a_20250101_000000\) "
+                                                  r"/ sha256:222222222222 \(b_20250101_000000\)"):
+        collect_runs(tmp_path, PHASE)
+
+
+def test_only_scoring_keys_and_what_an_absent_key_means_decide_the_protocol(tmp_path):
+    from neuco_jax.config import Config
+    neuco = Config(k_folds=40, device="cpu", enable_plots=True, store_probes=True, task_filter=("a", "b", "c"),
+                   update_leaderboard=True, output_fold_results=True).to_dict()
+    reference = {"k_folds": 40, "probe_type": "linear", "store_models": False,
+                 "probe_params": {"batch_size": 64, "epochs": 10, "learning_rate": 0.001, "device": "cuda"}}
+    flat = {"k_folds": 40.0, "batch_size": 64, "epochs": 10, "learning_rate": 1e-3}  # the older flat layout
+    protocol_phase(tmp_path, {"neuco_20250101_000000": neuco, "reference_20250101_000000": reference,
+                              "flat_20250101_000000": flat})
+    runs = collect_runs(tmp_path, PHASE)
+    assert "protocol" not in runs.columns and len(rank_runs(runs)) == 3
+
+    for key, value in [("seed", 7), ("shuffle", "shared"), ("label_fraction", 0.5), ("metric_rule", "logit"),
+                       ("standardize_embeddings", False), ("normalize_labels", False), ("embedding_dim", 64)]:
+        changed = tmp_path / key
+        protocol_phase(changed, {"ref_20250101_000000": reference,
+                                 "other_20250101_000000": {**reference, key: value}})
+        with pytest.raises(MixedProtocolsError, match=f"{key} = "):
+            collect_runs(changed, PHASE)
+    for key, value in [("batch_size", 32), ("epochs", 20), ("learning_rate", 0.01)]:
+        changed = tmp_path / key
+        protocol_phase(changed, {"ref_20250101_000000": reference, "other_20250101_000000": {
+            **reference, "probe_params": {**reference["probe_params"], key: value}}})
+        with pytest.raises(MixedProtocolsError, match=f"probe_params.{key} = "):
+            collect_runs(changed, PHASE)
+
+
+def test_reference_summaries_rank_together_but_not_silently_beside_recorded_protocols(tmp_path):
+    reference = {"k_folds": 40, "probe_type": "linear",
+                 "probe_params": {"batch_size": 64, "epochs": 10, "learning_rate": 0.001}}
+    for q, name in [(10.0, "x_20250101_000000"), (20.0, "y_20250101_000000")]:
+        write_summary(tmp_path, name, older_summary(name, {t: q + i for i, t in enumerate(TASKS)}))
+    protocol_phase(tmp_path, {"z_20250101_000000": reference})  # the reference's current format
+    with pytest.raises(MixedProtocolsError,
+                       match=r"config = not recorded \(x_20250101_000000, y_20250101_000000\) / "
+                             r"recorded \(z_20250101_000000\)"):
+        collect_runs(tmp_path, PHASE)
+    (tmp_path / PHASE / "z_20250101_000000" / "results_summary.json").unlink()
+    with pytest.warns(UserWarning, match="incomplete run"):
+        assert list(rank_runs(collect_runs(tmp_path, PHASE))["experiment"]) == [
+            "y_20250101_000000", "x_20250101_000000"]
+
+    # A run that recorded its label files beside one (the reference's) that did not.
+    mixed = tmp_path / "mixed"
+    protocol_phase(mixed, {"ref_20250101_000000": reference, "jax_20250101_000000": reference},
+                   jax_20250101_000000={"labels_fingerprint": "sha256:" + "3" * 64, "exclude_fingerprint": None})
+    with pytest.raises(MixedProtocolsError, match=r"labels_fingerprint = sha256:333333333333 \(jax_20250101_000000\) "
+                                                  r"/ not recorded \(ref_20250101_000000\); "
+                                                  r"exclude_fingerprint = none \(jax_20250101_000000\) / not recorded"):
+        collect_runs(mixed, PHASE)
+
+
+def test_incomplete_runs_do_not_count_and_ablation_axes_are_not_compared(tmp_path):
+    protocol_phase(tmp_path, {"a_20250101_000000": {"k_folds": 3}, "b_20250101_000000": {"k_folds": 3}})
+    write_summary(tmp_path, "partial_20250101_000000",
+                  {**current_summary("partial_20250101_000000", {"a": 1.0}, {"a": 0.1}), "config": {"k_folds": 9}})
+    assert len(rank_runs(collect_runs(tmp_path, PHASE))) == 2  # the k_folds 9 run lacks tasks: not ranked
+
+    variants = tmp_path / "variants"
+    axes = {"ablation_axes": ["probe_params.learning_rate"]}
+    protocol_phase(variants, {
+        "m@lr=0.001_20250101_000000": {"k_folds": 3, "probe_params": {"learning_rate": 0.001}},
+        "m@lr=0.01_20250101_000000": {"k_folds": 3, "probe_params": {"learning_rate": 0.01}}},
+        **{"m@lr=0.001_20250101_000000": axes, "m@lr=0.01_20250101_000000": axes})
+    assert len(rank_runs(collect_runs(variants, PHASE))) == 2
+    write_summary(variants, "n@lr=0.1_20250101_000000",
+                  {**current_summary("n", {t: 1.0 for t in TASKS}, {t: 0.1 for t in TASKS}),
+                   "config": {"k_folds": 5, "probe_params": {"learning_rate": 0.1}}, **axes})
+    with pytest.raises(MixedProtocolsError, match=r"k_folds = 3 .* / 5 \(n\)") as info:
+        collect_runs(variants, PHASE)
+    assert "learning_rate" not in str(info.value)
+
+
+def test_latest_keeps_the_newest_complete_run_of_each_method(tmp_path, capsys):
+    from neuco_jax.cli import main
+    protocol_phase(tmp_path, {"m_20250101_000000": {"k_folds": 3}, "m_20250102_000000": {"k_folds": 5},
+                              "m_20250102_000000_2": {"k_folds": 7}, "m_x_20250101_000000": {"k_folds": 7},
+                              "other_20241231_235959": {"k_folds": 7}})
+    (tmp_path / PHASE / "m_20250103_000000").mkdir()  # newer but incomplete: skipped
+    with pytest.warns(UserWarning, match="incomplete run"):
+        latest = [r["run_dir"].name for r in read_runs(tmp_path, PHASE, latest=True)]
+    assert latest == ["m_20250102_000000_2", "m_x_20250101_000000", "other_20241231_235959"]
+    with pytest.warns(UserWarning), pytest.raises(MixedProtocolsError):
+        collect_runs(tmp_path, PHASE)  # default: every run, as the reference
+    with pytest.warns(UserWarning, match="incomplete run"):
+        assert main(["leaderboard", "--output_dir", str(tmp_path), "--phase", PHASE, "--latest"]) == 0
+    (path,) = (tmp_path / "leaderboards" / PHASE).glob("*.csv")
+    assert sorted(pd.read_csv(path)["experiment"]) == latest

@@ -40,7 +40,8 @@ def make_phase(output_dir, methods, output_fold_results=True):
         scores = [task_score(task, "classification" if task.endswith("cls") else "regression",
                              fold_scores(quality * (1 + t) / 3, seed=10 * m + t))
                   for t, task in enumerate(TASKS)]
-        config = Config(k_folds=3, output_fold_results=output_fold_results, learning_rate=0.001 * (1 + m % 2))
+        # enable_plots differs (listed as a config difference) but is not part of the scoring protocol.
+        config = Config(k_folds=3, output_fold_results=output_fold_results, enable_plots=m % 2 == 1)
         folders.append(write_run(output_dir, PHASE, method, scores, config, stamp="20250101_120000"))
     return folders
 
@@ -210,10 +211,9 @@ def test_text_is_escaped_and_links_lead_to_the_run_folders(report):
 def test_config_differences_are_listed(report):
     _, folders, page = report
     table = parse(page.read_text()).tables["config-diff"]
-    assert [c["text"] for c in table["head"][0]] == ["experiment", "probe_params.learning_rate"]
-    rates = {row[0]["text"]: float(row[1]["text"]) for row in table["body"]}
-    assert rates == {f.name: read_json(f / "results_summary.json")["config"]["probe_params"]["learning_rate"]
-                     for f in folders}
+    assert [c["text"] for c in table["head"][0]] == ["experiment", "enable_plots"]
+    plots = {row[0]["text"]: json.loads(row[1]["text"]) for row in table["body"]}
+    assert plots == {f.name: read_json(f / "results_summary.json")["config"]["enable_plots"] for f in folders}
 
 
 def test_without_fold_scores_there_is_no_fold_spread(tmp_path):
@@ -320,3 +320,27 @@ def test_page_renders_in_headless_chromium(report, tmp_path):
     # matplotlib's tab:blue and tab:orange, colours nothing else on the page uses.
     for colour in ((0.122, 0.467, 0.706), (1.0, 0.498, 0.055)):
         assert (np.abs(rgb - colour).max(axis=-1) < 0.03).sum() > 100
+
+
+def test_mixed_protocols_are_an_error_unless_allowed_and_then_a_visible_warning(tmp_path):
+    folders = make_phase(tmp_path, {"a": 0.7, "b": 0.3})
+    scores = [task_score(task, "classification" if task.endswith("cls") else "regression", fold_scores(0.5, seed=t))
+              for t, task in enumerate(TASKS)]
+    other = write_run(tmp_path, PHASE, "c", scores, Config(k_folds=5), stamp="20250101_120000")
+    with pytest.raises(InputError, match=r"k_folds = 3 \(a_20250101_120000, b_20250101_120000\) / 5"):
+        write_report(tmp_path, PHASE)
+    parser = parse(write_report(tmp_path, PHASE, allow_mixed_protocols=True).read_text())
+    table = parser.tables["leaderboard"]
+    assert table["head"][0][-1]["text"] == "protocol"
+    protocol = {row[1]["text"]: row[-1]["text"] for row in table["body"]}
+    assert protocol[folders[0].name] == protocol[folders[1].name] != protocol[other.name]
+    text = write_report(tmp_path, PHASE, allow_mixed_protocols=True).read_text()
+    assert 'id="mixed-protocols"' in text and "k_folds = 3" in text
+
+    # --latest: the newest run of each method; here c's rerun at k_folds 3 makes the phase one protocol again.
+    write_run(tmp_path, PHASE, "c", scores, Config(k_folds=3), stamp="20250102_120000")
+    assert main(["report", "--output_dir", str(tmp_path), "--phase", PHASE, "--latest"]) == 0
+    page = parse((tmp_path / "reports" / PHASE / "report.html").read_text())
+    assert sorted(row[1]["text"] for row in page.tables["leaderboard"]["body"]) == [
+        folders[0].name, folders[1].name, "c_20250102_120000"]
+    assert "mixed-protocols" not in (tmp_path / "reports" / PHASE / "report.html").read_text()

@@ -1,6 +1,9 @@
 """Sweeps: many methods and ablation variants in one compiled pass, each written as its own run."""
 
+import dataclasses
+import hashlib
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -53,9 +56,12 @@ def test_learning_rate_and_label_fraction_variants_equal_separate_runs(bench, tm
             got = by_name[f"method_a@lr={lr:g}@frac={frac:g}"]
             np.testing.assert_allclose(fold_scores(got), fold_scores(alone), atol=1e-6)
             assert got.config.learning_rate == lr and got.config.label_fraction == frac
-    summary = json.loads((by_name["method_a@lr=0.03@frac=0.5"].run_dir / "results_summary.json").read_text())
+    run_dir = by_name["method_a@lr=0.03@frac=0.5"].run_dir
+    assert run_dir.parent == tmp_path / "results_ablations"  # variants have their own phase
+    summary = json.loads((run_dir / "results_summary.json").read_text())
     assert summary["config"]["probe_params"]["learning_rate"] == 0.03
     assert summary["config"]["label_fraction"] == 0.5
+    assert summary["ablation_axes"] == ["probe_params.learning_rate", "label_fraction"]
 
 
 def test_embedding_dim_variant_equals_the_truncated_submission(bench, tmp_path):
@@ -92,9 +98,77 @@ def test_sweep_leaderboard_has_a_row_per_variant(bench, tmp_path):
     config = Config(k_folds=3, epochs=2, batch_size=16, update_leaderboard=True,
                     ablations=Ablations(learning_rates=(0.001, 0.01)))
     runs = sweep(list(bench.submissions.values()), bench.labels_dir, config, output_dir=tmp_path, phase="abl")
+    assert runs[0].leaderboard.parent == tmp_path / "leaderboards" / "abl_ablations"
     board = pd.read_csv(runs[0].leaderboard)
     assert sorted(board["experiment"]) == sorted(r.run_dir.name for r in runs)
     assert len(board) == 2 * len(bench.submissions)
+    assert "protocol" not in board.columns  # the learning rates differ by design
+
+
+def test_ablation_variants_leave_the_main_leaderboard_and_its_task_weights_alone(bench, tmp_path):
+    from neuco_jax.leaderboard import aggregate_ranks, collect_runs, rank_runs
+    files = list(bench.submissions.values())[:2]
+    sweep(files, bench.labels_dir, BASE, output_dir=tmp_path, phase="dev")
+    main = rank_runs(collect_runs(tmp_path, "dev"))
+    config = dataclasses.replace(BASE, ablations=Ablations(learning_rates=(0.001, 0.1), embedding_dims=(4, 20)))
+    variants = sweep(files, bench.labels_dir, config, output_dir=tmp_path, phase="dev")
+    assert {r.run_dir.parent.name for r in variants} == {"dev_ablations"}
+    after = rank_runs(collect_runs(tmp_path, "dev"))
+    pd.testing.assert_frame_equal(after, main)
+    q = after[[c for c in after.columns if c.startswith("q::")]].to_numpy()
+    np.testing.assert_allclose(aggregate_ranks(q)[1], aggregate_ranks(main[q_columns(main)].to_numpy())[1])
+    assert len(rank_runs(collect_runs(tmp_path, "dev_ablations"))) == 2 * 4
+
+
+def q_columns(board):
+    return [c for c in board.columns if c.startswith("q::")]
+
+
+def test_update_leaderboard_on_a_mixed_phase_keeps_the_run_and_warns(bench, tmp_path):
+    f = bench.submissions["method_a"]
+    first, = evaluate(f, bench.labels_dir, dataclasses.replace(BASE, update_leaderboard=True), output_dir=tmp_path)
+    assert first.leaderboard is not None
+    with pytest.warns(UserWarning, match=r"leaderboard not updated: .*k_folds = 3 .* / 4 ") as caught:
+        second, = evaluate(f, bench.labels_dir, dataclasses.replace(BASE, k_folds=4, update_leaderboard=True),
+                           output_dir=tmp_path)
+    message, = [str(w.message) for w in caught if "leaderboard not updated" in str(w.message)]
+    assert "\n" not in message
+    assert second.leaderboard is None and (second.run_dir / "results_summary.json").is_file()
+    assert len(list((tmp_path / "leaderboards" / "results").iterdir())) == 1
+
+
+def test_summaries_record_the_label_files_and_the_exclude_list(bench, tmp_path):
+    from neuco_jax.leaderboard import collect_runs
+    from neuco_jax.protocol import MixedProtocolsError
+    f = bench.submissions["method_a"]
+    labels = sorted(bench.labels_dir.glob("*.csv"))
+    expected = hashlib.sha256()
+    for path in labels:
+        expected.update(path.name.encode() + b"\0" + str(path.stat().st_size).encode() + b"\0" + path.read_bytes())
+    run, = evaluate(f, bench.labels_dir, BASE, output_dir=tmp_path)
+    summary = json.loads((run.run_dir / "results_summary.json").read_text())
+    assert summary["labels_fingerprint"] == "sha256:" + expected.hexdigest()
+    assert summary["exclude_fingerprint"] is None and "ablation_axes" not in summary
+
+    # Same data, one label changed: the same k_folds and config, but other labels.
+    edited = tmp_path / "edited_labels"
+    shutil.copytree(bench.labels_dir, edited)
+    lines = labels[0].read_text().splitlines()
+    first_id, label = lines[1].split(",")
+    lines[1] = f"{first_id},{1 - float(label) if labels[0].stem.endswith('cls') else float(label) + 1}"
+    (edited / labels[0].name).write_text("\n".join(lines) + "\n")
+    evaluate(f, edited, BASE, output_dir=tmp_path, method_name="method_a_edited")
+    with pytest.raises(MixedProtocolsError, match="labels_fingerprint = sha256:"):
+        collect_runs(tmp_path, "results")
+
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text(f"\n{first_id}\n\n")
+    run, = evaluate(f, bench.labels_dir, BASE, output_dir=tmp_path, phase="excluded", exclude_file=exclude)
+    summary = json.loads((run.run_dir / "results_summary.json").read_text())
+    assert summary["exclude_fingerprint"] == "sha256:" + hashlib.sha256(first_id.encode()).hexdigest()
+    evaluate(f, bench.labels_dir, BASE, output_dir=tmp_path, phase="excluded", method_name="all_ids")
+    with pytest.raises(MixedProtocolsError, match=r"exclude_fingerprint = none \(all_ids_\d+_\d+\) / sha256:\w{12} \(method_a_\d+_\d+\)"):
+        collect_runs(tmp_path, "excluded")
 
 
 def test_sweep_command_over_a_folder_writes_runs_and_one_leaderboard(bench, tmp_path, capsys):
