@@ -273,9 +273,8 @@ def cmd_demo(args) -> int:
     print(f"evaluated {len(runs)} submissions in one pass: "
           + ", ".join(f"{k} {v:.2f}s" for k, v in runs[0].timings.items()))
     # Earlier demos in the same folder share the phase, maybe with other settings: rank only this
-    # invocation's runs, the newest of each method (`leaderboard --phase demo --latest`).
-    board = rank_runs(runs_table([r for r in read_runs(output_dir, "demo", latest=True)
-                                  if r["run_dir"].name in method_of]))
+    # invocation's runs (what `leaderboard --phase demo --latest` ranks while the methods stay the same).
+    board = rank_runs(runs_table([r for r in read_runs(output_dir, "demo") if r["run_dir"].name in method_of]))
     print(format_leaderboard(board))
     print(f"leaderboard: {save_leaderboard(board, output_dir, 'demo')}")
     order = [method_of[e] for e in board["experiment"]]
