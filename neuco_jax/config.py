@@ -17,10 +17,14 @@ PROBE_DEFAULTS = {"batch_size": 64, "epochs": 10, "learning_rate": 0.001}
 PROBE_KEYS = set(PROBE_DEFAULTS) | {"device"}
 DEVICES = ("auto", "cpu", "gpu", "cuda", "tpu")
 SHUFFLES = ("per_fold", "shared")  # how folds order their minibatches (neuco_jax.plan.make_plan)
+# How held-out F1 counts a logit as positive: "reference" as torchmetrics' BinaryF1Score (> 0.5
+# when every held-out logit of the fold lies in [0, 1], else > 0), "logit": > 0 always.
+METRIC_RULES = ("reference", "logit")
 TOP_KEYS = {
     "k_folds", "probe_type", "probe_params", "embedding_dim", "standardize_embeddings",
     "normalize_labels", "enable_plots", "update_leaderboard", "output_fold_results",
     "store_probes", "store_models", "task_filter", "device", "seed", "shuffle", "ablations", "label_fraction",
+    "metric_rule",
     # The reference's first sample config kept the probe keys at the top level.
     "batch_size", "epochs", "learning_rate",
 }
@@ -75,6 +79,7 @@ class Config:
     seed: int = 42
     shuffle: str = "per_fold"
     label_fraction: float = 1.0
+    metric_rule: str = "reference"
     ablations: Ablations = Ablations()
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,6 +185,9 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
     shuffle = raw.get("shuffle", "per_fold")
     if shuffle not in SHUFFLES:
         raise ConfigError(f"config key 'shuffle': got {shuffle!r}, expected one of {', '.join(SHUFFLES)}")
+    metric_rule = raw.get("metric_rule", "reference")
+    if metric_rule not in METRIC_RULES:
+        raise ConfigError(f"config key 'metric_rule': got {metric_rule!r}, expected one of {', '.join(METRIC_RULES)}")
     ablations = _ablations(raw.get("ablations"), params["epochs"], source)
     fraction = _expect(raw.get("label_fraction", 1.0), (int, float), "label_fraction", "a number in (0, 1]")
     if not 0 < fraction <= 1:
@@ -188,6 +196,7 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
     return Config(k_folds=k_folds, batch_size=params["batch_size"], epochs=params["epochs"],
                   learning_rate=float(lr), device=device, embedding_dim=dim,
                   task_filter=task_filter, seed=seed, shuffle=shuffle, label_fraction=float(fraction),
+                  metric_rule=metric_rule,
                   ablations=ablations, **flags)
 
 

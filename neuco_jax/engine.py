@@ -11,8 +11,12 @@ the epoch's own length. Per probe the maths is the reference's:
              BCE-with-logits(z, y)     (classification)  or  (z - y)^2  (regression)
   AdamW    g -> m, v (betas 0.9, 0.999), u = m_hat / (sqrt(v_hat) + 1e-8) + 0.01 p,
            p <- p - lr u               (decoupled decay on all parameters, torch defaults)
-  score    held-out R^2 = 1 - SS_res / SS_tot, or F1 of the positive class with
-           z > 0 as positive; after every epoch; the probe's score is its best epoch.
+  score    after every epoch, on the fold's held-out logits, as torchmetrics scores them
+           (the reference's R2Score / BinaryF1Score, see _heldout_scores): R^2 =
+           1 - SS_res / SS_tot (1 if SS_res ~ 0, 0 if only SS_tot ~ 0), or F1 of the
+           positive class, positive when z > 0.5 if every held-out z lies in [0, 1],
+           else when z > 0 (`metric_rule: logit`: always z > 0); the probe's score is
+           its best epoch.
 
 A minibatch is read in windows of the epoch's shuffled task rows (see
 ProbePlan): with per-fold orders each probe gathers its own window; with a
@@ -124,14 +128,48 @@ def _per_probe(v, leaf):
     return v.reshape(v.shape + (1,) * (leaf.ndim - 1))
 
 
-def _heldout_scores(z, y, mask, is_cls):
-    """R^2 or F1 and mean loss per probe. z, y, mask: (P, n) with padding masked out."""
+# torchmetrics' R2Score treats a sum of squares as zero when isclose(ss, 0, atol=1e-4) (rtol
+# vanishes at 0): |ss| <= 1e-4.
+R2_ATOL = 1e-4
+
+
+def predicted_positive(z, mask, reference_rule):
+    """Which held-out logits a fold's F1 counts as positive, per probe.
+
+    z, mask: (P, n), padding masked out; reference_rule: bool scalar, True for torchmetrics'
+    BinaryF1Score (metric_rule "reference"), False for "logit > 0" (metric_rule "logit").
+
+    BinaryF1Score gets the fold's logits as float predictions: if EVERY one lies in [0, 1]
+    (a NaN does not) it takes them as probabilities, positive when z > 0.5; otherwise it
+    applies a sigmoid first, positive when sigmoid(z) > 0.5. That is z > 0 here: torch's
+    float32 sigmoid rounds to exactly 0.5 for 0 < z below about 1e-7 (calling those
+    negative), a band far inside the float32 noise of a trained logit; the exact edge
+    depends on each library's exp, so no implementation can match it bit for bit.
+    (On CUDA, torchmetrics' test lets a NaN pass as in [0, 1]; a NaN is negative either way.)
+    """
+    inside = jnp.all((mask == 0) | ((z >= 0) & (z <= 1)), axis=-1, keepdims=True)  # (P, 1)
+    return jnp.where(reference_rule & inside, z > 0.5, z > 0)
+
+
+def _heldout_scores(z, y, mask, is_cls, reference_rule):
+    """The held-out score as torchmetrics computes it, and the mean loss, per probe.
+
+    z, y, mask: (P, n) with padding masked out; is_cls: (P,) bool; reference_rule: bool
+    scalar, see predicted_positive (R^2 is the same under both rules).
+
+    R2Score: rss = SS_res and tss = SS_tot; the score is 1 - rss / tss where both exceed
+    1e-4, 0 where only tss is ~0 (constant held-out labels) and 1 wherever rss is ~0.
+    A NaN rss is not ~0: a diverged probe scores NaN (0 on constant labels), as in
+    torchmetrics. It forms tss in one pass (sum y^2 - sum y * mean, in float32); the two-pass
+    sum here is the exact value that one rounds.
+    """
     n = jnp.maximum(mask.sum(-1), 1.0)
     y_mean = jnp.sum(y * mask, -1) / n
     ss_res = jnp.sum(mask * (y - z) ** 2, -1)
     ss_tot = jnp.sum(mask * (y - y_mean[:, None]) ** 2, -1)
-    r2 = 1.0 - ss_res / ss_tot
-    pred = z > 0
+    rss_zero, tss_zero = ss_res <= R2_ATOL, ss_tot <= R2_ATOL  # both sums are >= 0 (or NaN: not ~0)
+    r2 = jnp.where(rss_zero, 1.0, jnp.where(tss_zero, 0.0, 1.0 - ss_res / jnp.where(tss_zero, 1.0, ss_tot)))
+    pred = predicted_positive(z, mask, reference_rule)
     pos = y > 0.5
     tp = jnp.sum(mask * (pred & pos), -1)
     fp = jnp.sum(mask * (pred & ~pos), -1)
@@ -144,12 +182,14 @@ def _heldout_scores(z, y, mask, is_cls):
 
 
 def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_units, start, step, last, n_train,
-                     test, n_test, is_cls, lr, w0, b0, *, batch_size, window, use_native=False):
+                     test, n_test, is_cls, lr, w0, b0, reference_rule, *, batch_size, window, use_native=False):
     """One pass over every method, entry and probe.
 
     x: (M, n_rows, dim), sample_row: (M, n_samples), dims: (M,), y: (n_samples,) as in Embeddings
     and ProbePlan; the per-probe plan arrays come as (entries, group, ...) (member as
     (entries, slots, group); test as positions in the entry's task), everything else per entry.
+    reference_rule: bool scalar, the F1 rule (predicted_positive). A runtime value, not a
+    static one: both rules share one compiled program, and switching never recompiles.
 
     Returns:
       per-epoch score, train loss and held-out loss, each (M, entries, epochs, group); the
@@ -248,7 +288,7 @@ def _train_and_score(x, sample_row, dims, y, offset, n_rows, shuffle, member, n_
                     z = heldout(x_task, test, n_test, params)
                 else:  # every row of the task for every probe (one matrix product), then each probe's own
                     z = jnp.take_along_axis(dot(x_task, params.T).T, test, axis=1)  # (group, test_slots)
-                score, test_loss = _heldout_scores(z, y_task[test], test_mask, jnp.full(group, cls))
+                score, test_loss = _heldout_scores(z, y_task[test], test_mask, jnp.full(group, cls), reference_rule)
                 # Held-out logits of each probe's best epoch so far (the first of ties, as the reference).
                 better = score > best_score
                 best_score = jnp.where(better, score, best_score)
@@ -318,7 +358,8 @@ def _device_arrays(plan: ProbePlan, emb: Embeddings, mesh) -> tuple:
             shuffle, put(pad(plan.member, axis=2), (None, None, "probes")), put(plan.n_units), put(plan.start),
             put(plan.step), put(plan.last), put(first(plan.n_train)), put(per_probe(test), sharded),
             put(first(plan.n_test)), put(first(plan.is_cls)),
-            *(put(per_probe(a), sharded) for a in (plan.lr, plan.w0, plan.b0)))
+            *(put(per_probe(a), sharded) for a in (plan.lr, plan.w0, plan.b0)),
+            put(np.asarray(plan.metric_rule == "reference")))
 
 
 def compile_plan(plan: ProbePlan, emb: Embeddings, devices=None, native_step: bool = True):

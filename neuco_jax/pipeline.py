@@ -194,7 +194,7 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
                     plans[cov] = make_plan(group[0][1], k_folds=config.k_folds, epochs=config.epochs,
                                            batch_size=config.batch_size, learning_rates=lrs,
                                            label_fractions=fractions, seed=config.seed, dim=width,
-                                           shuffle=config.shuffle)
+                                           shuffle=config.shuffle, metric_rule=config.metric_rule)
                 plan = plans[cov]
                 # Pad to the chunk size by repeating a method: every pass has the same shapes.
                 padded = [b for _, b in group] + [group[-1][1]] * (chunk_size - len(group))
@@ -206,7 +206,7 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
                 if config.store_probes:
                     refit_plan = make_plan(group[0][1], k_folds=1, epochs=config.epochs, batch_size=config.batch_size,
                                            learning_rates=lrs, seed=config.seed, dim=width, refit=True,
-                                           shuffle=config.shuffle)
+                                           shuffle=config.shuffle, metric_rule=config.metric_rule)
                     refit = _run(refit_plan, emb, config, timings, lambda: None)
                 t0 = time.perf_counter()
                 for slot, (m, bench) in enumerate(group):
@@ -289,7 +289,8 @@ def _write_extras(run_dir: Path, *, config: Config, plan, probes: engine.ProbeSc
             logits = [probes.best_logits[slot, p, :plan.n_test[p]] for p in ps]
             write_task_plots(run_dir / task_name, task_name, task.task_type,
                              probes.train_loss[slot, ps.start:ps.stop, :variant.epochs],
-                             probes.test_loss[slot, ps.start:ps.stop, :variant.epochs], y_test, logits)
+                             probes.test_loss[slot, ps.start:ps.stop, :variant.epochs], y_test, logits,
+                             metric_rule=config.metric_rule)
         if refit is not None:
             # The refit plan has one entry per task, holding one probe per learning rate.
             t = [other.name for other in bench.tasks].index(task_name)

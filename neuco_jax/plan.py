@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-from neuco_jax.config import SHUFFLES
+from neuco_jax.config import METRIC_RULES, SHUFFLES
 from neuco_jax.data import Benchmark
 from neuco_jax.errors import InputError
 
@@ -83,6 +83,8 @@ class ProbePlan:
     w0: (probes, dim) float32; b0: (probes,)   uniform(-1, 1) draws; the engine scales
                                                them by 1/sqrt(method's dim), torch nn.Linear's init
     entries: (task name, label fraction) of each entry, in probe order
+    metric_rule: how held-out F1 counts a logit as positive (config key `metric_rule`;
+                 the engine passes it as a runtime value, see engine.predicted_positive)
     """
 
     y: np.ndarray
@@ -106,6 +108,7 @@ class ProbePlan:
     learning_rates: tuple[float, ...]
     k_folds: int
     batch_size: int
+    metric_rule: str = "reference"
 
     @property
     def epochs(self) -> int:
@@ -169,7 +172,8 @@ def stack_embeddings(benches: list[Benchmark], width: int | None = None) -> Embe
 
 def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
               learning_rates=(0.001,), label_fractions=(1.0,), seed: int = 42,
-              dim: int | None = None, refit: bool = False, shuffle: str = "per_fold") -> ProbePlan:
+              dim: int | None = None, refit: bool = False, shuffle: str = "per_fold",
+              metric_rule: str = "reference") -> ProbePlan:
     """Build the padded probe plan for every task, label fraction, learning rate and fold.
 
     Folds follow ShuffleSplit(random_state=seed) per task, exactly as the
@@ -186,9 +190,13 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
     epoch; "shared": the folds of a task share one shuffle per epoch (each
     fold's order is still uniformly random, but the folds' training noise is
     correlated, which narrows their spread; see ProbePlan).
+
+    metric_rule: "reference" (torchmetrics' BinaryF1Score) or "logit" (positive iff logit > 0).
     """
     if shuffle not in SHUFFLES:
         raise InputError(f"shuffle '{shuffle}' must be one of {', '.join(SHUFFLES)}")
+    if metric_rule not in METRIC_RULES:
+        raise InputError(f"metric_rule '{metric_rule}' must be one of {', '.join(METRIC_RULES)}")
     dim = dim or bench.x.shape[1]
     sizes = [len(r) for r in bench.rows]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -284,7 +292,7 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
         w0=w0, b0=b0,
         entries=tuple((bench.tasks[t].name, f) for t, f in entries),
         learning_rates=tuple(float(v) for v in learning_rates),
-        k_folds=k_folds, batch_size=batch_size,
+        k_folds=k_folds, batch_size=batch_size, metric_rule=metric_rule,
     )
 
 

@@ -2,8 +2,9 @@
 
 Per task folder: `loss_train.png` and `loss_validation.png` (one curve per fold
 over epochs), and per fold `fold_<k>_confusion.png` (classification, positive
-when the logit > 0) or `fold_<k>_scatter.png` (regression, true vs predicted),
-from the held-out rows at the fold's best epoch. Nothing is trained again.
+as the run's F1 counts it, see `metric_rule`) or `fold_<k>_scatter.png`
+(regression, true vs predicted), from the held-out rows at the fold's best
+epoch. Nothing is trained again.
 """
 
 from __future__ import annotations
@@ -22,20 +23,29 @@ def _pyplot():
     return plt
 
 
-def confusion(y_true: np.ndarray, logits: np.ndarray) -> np.ndarray:
-    """2 x 2 counts, rows = true class (0, 1), columns = predicted class (logit > 0)."""
-    pred = (logits > 0).astype(int)
+def confusion(y_true: np.ndarray, logits: np.ndarray, metric_rule: str = "reference") -> np.ndarray:
+    """2 x 2 counts, rows = true class (0, 1), columns = predicted class.
+
+    A logit is predicted positive exactly as the fold's F1 counted it (the engine's
+    predicted_positive under `metric_rule`), so the matrix and the fold's score agree.
+    The reference's own confusion plot thresholds at logit > 0 whatever its F1 did.
+    """
+    from neuco_jax.engine import predicted_positive  # jax: imported only when plots are drawn
+
+    pred = np.asarray(predicted_positive(np.asarray(logits, np.float32)[None], np.ones((1, len(logits)), np.float32),
+                                         metric_rule == "reference"))[0].astype(int)
     true = (y_true > 0.5).astype(int)
     return np.array([[np.sum((true == t) & (pred == p)) for p in (0, 1)] for t in (0, 1)])
 
 
 def write_task_plots(folder: Path, task: str, task_type: str, train_loss: np.ndarray, test_loss: np.ndarray,
-                     y_test: list[np.ndarray], logits: list[np.ndarray]) -> None:
+                     y_test: list[np.ndarray], logits: list[np.ndarray], metric_rule: str = "reference") -> None:
     """Draw one task's figures into `folder`.
 
     Args:
       train_loss, test_loss: (folds, epochs) mean minibatch loss and held-out loss.
       y_test, logits: per fold, the held-out labels and the logits at the best epoch.
+      metric_rule: the run's F1 rule, which the confusion matrices follow.
     """
     plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,7 +65,7 @@ def write_task_plots(folder: Path, task: str, task_type: str, train_loss: np.nda
     for k, (y, z) in enumerate(zip(y_test, logits)):
         ax.clear()
         if task_type == "classification":
-            counts = confusion(y, z)
+            counts = confusion(y, z, metric_rule)
             ax.imshow(counts, cmap="Blues")
             for (i, j), c in np.ndenumerate(counts):
                 ax.text(j, i, str(c), ha="center", va="center")

@@ -48,7 +48,12 @@ class Probe:
         return ((x - self.mean) / self.std) @ self.w.astype(np.float64) + self.b
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Class 0/1 (logit > 0) for classification; the label in its own units for regression."""
+        """Class 0/1 (logit > 0) for classification; the label in its own units for regression.
+
+        Each row is classified on its own, at logit > 0. The reference's F1 rule
+        (`metric_rule: reference`: > 0.5 when every logit of a fold lies in [0, 1]) depends on
+        a whole fold's logits, so it describes scoring a fold, not predicting a row.
+        """
         z = self.decision_function(x)
         if self.task_type == "classification":
             return (z > 0).astype(np.int64)

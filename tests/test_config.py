@@ -58,8 +58,10 @@ def test_shipped_linear_config_is_the_reference_default():
 
 
 def test_to_dict_round_trips():
-    config = Config(k_folds=5, task_filter=("a", "b"), learning_rate=0.01, store_probes=True, shuffle="shared")
+    config = Config(k_folds=5, task_filter=("a", "b"), learning_rate=0.01, store_probes=True, shuffle="shared",
+                    metric_rule="logit")
     assert config_from_dict(config.to_dict()) == config
+    assert config.to_dict()["metric_rule"] == "logit" and Config(k_folds=5).metric_rule == "reference"
 
 
 @pytest.mark.parametrize("raw, key", [
@@ -78,6 +80,8 @@ def test_to_dict_round_trips():
     ({"k_folds": 5, "task_filter": "crops"}, "task_filter"),
     ({"k_folds": 5, "task_filter": [1]}, "task_filter"),
     ({"k_folds": 5, "shuffle": "sideways"}, "shuffle"),
+    ({"k_folds": 5, "metric_rule": "sigmoid"}, "metric_rule"),
+    ({"k_folds": 5, "metric_rule": True}, "metric_rule"),
 ])
 def test_bad_values_name_the_key(raw, key):
     with pytest.raises(ConfigError, match=f"'{key}'") as err:

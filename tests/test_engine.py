@@ -3,15 +3,56 @@
 import jax
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score, r2_score
+from sklearn.metrics import f1_score
 
 from neuco_jax import engine, native
 from neuco_jax.data import prepare
 from neuco_jax.plan import make_plan, stack_embeddings
 
 
+def reference_score(z, y, classification, metric_rule="reference"):
+    """A fold's held-out score as torchmetrics 1.7.1 computes it (R2Score, BinaryF1Score), in float64.
+
+    Written from torchmetrics' source: R^2 is 1 when isclose(rss, 0, atol=1e-4), else 0 when
+    isclose(tss, 0, atol=1e-4), else 1 - rss / tss with tss = sum y^2 - sum y * mean; F1 reads
+    float predictions as probabilities (> 0.5) only if all lie in [0, 1], else thresholds
+    sigmoid(z) at 0.5, i.e. z > 0. metric_rule "logit": F1 positive iff z > 0.
+    """
+    z, y = np.asarray(z, np.float64), np.asarray(y, np.float64)
+    if classification:
+        as_probs = metric_rule == "reference" and bool(np.all((z >= 0) & (z <= 1)))
+        return f1_score(y > 0.5, z > 0.5 if as_probs else z > 0, zero_division=0)
+    rss, tss = np.sum((y - z) ** 2), np.sum(y * y) - np.sum(y) * np.mean(y)
+    if abs(rss) <= 1e-4:  # isclose(rss, 0, atol=1e-4); a NaN is not close
+        return 1.0
+    return 0.0 if abs(tss) <= 1e-4 else 1.0 - rss / tss
+
+
+def decision_margin(z, y, classification, metric_rule="reference"):
+    """How far (max over rows) the logits z can move before their fold's score jumps.
+
+    An engine whose float32 logits are closer than this to the float64 ones scores within
+    float32 rounding of the float64 score. F1 jumps when a logit crosses its threshold (0.5 or
+    0) or, under the reference rule, when the fold switches threshold: its last logit outside
+    [0, 1] moves in, or one moves out. R^2 jumps where rss crosses 1e-4; moving every logit by
+    at most d changes sqrt(rss) by at most sqrt(n) d (triangle inequality).
+    """
+    z, y = np.asarray(z, np.float64), np.asarray(y, np.float64)
+    if not classification:
+        return abs(np.sqrt(np.sum((y - z) ** 2)) - np.sqrt(1e-4)) / np.sqrt(len(z))
+    outside = np.maximum(-z, z - 1)  # > 0 outside [0, 1]
+    to_inside = outside.max()
+    as_probs = metric_rule == "reference" and to_inside <= 0
+    threshold = np.abs(z - (0.5 if as_probs else 0.0)).min()
+    return min(threshold, abs(to_inside)) if metric_rule == "reference" else threshold
+
+
 def reference_fold(plan, emb, p, m=0, keep=False):
-    """Probe p of method m trained the way torch's nn.Linear + AdamW would, in float64."""
+    """Probe p of method m trained the way torch's nn.Linear + AdamW would, in float64.
+
+    Scored with plan.metric_rule; with keep, also returns the final (w, b), the best epoch's
+    held-out logits and every epoch's decision_margin.
+    """
     lr, b1, b2, eps, wd = float(plan.lr[p]), 0.9, 0.999, 1e-8, 0.01
     x, y, rows = emb.x[m].astype(np.float64), plan.y.astype(np.float64), emb.sample_row[m]
     bound = 1 / np.sqrt(emb.dims[m])  # torch nn.Linear: uniform(-1/sqrt(in), 1/sqrt(in))
@@ -21,7 +62,7 @@ def reference_fold(plan, emb, p, m=0, keep=False):
     t = 0
     test = plan.test[p, :plan.n_test[p]]
     x_test, y_test = x[rows[test]], y[test]
-    scores, best_z = [], None
+    scores, best_z, margins = [], None, []
     for e in range(plan.epochs):
         order = plan.visits(p, e)
         for start in range(0, len(order), plan.batch_size):
@@ -43,14 +84,12 @@ def reference_fold(plan, emb, p, m=0, keep=False):
                 params[i] = params[i] - lr * m_hat / (np.sqrt(v_hat) + eps)
             w, b = params
         z = x_test @ w + b
-        if plan.is_cls[p]:
-            scores.append(f1_score(y_test, z > 0, zero_division=0))
-        else:
-            scores.append(r2_score(y_test, z))
+        scores.append(reference_score(z, y_test, plan.is_cls[p], plan.metric_rule))
+        margins.append(decision_margin(z, y_test, plan.is_cls[p], plan.metric_rule))
         if len(scores) == 1 or scores[-1] > max(scores[:-1]):
             best_z = z
     if keep:
-        return np.array(scores), (w, b), best_z
+        return np.array(scores), (w, b), best_z, np.array(margins)
     return np.array(scores)
 
 
@@ -115,7 +154,7 @@ def test_best_epoch_logits_and_final_weights_match_the_plain_loop(toy_tasks, shu
     emb = stack_embeddings([bench])
     got = engine.run_plan(plan, emb, native_step=native_step)
     for p in range(len(plan.n_train)):
-        scores, (w, b), best_z = reference_fold(plan, emb, p, keep=True)
+        scores, (w, b), best_z, _ = reference_fold(plan, emb, p, keep=True)
         np.testing.assert_allclose(got.w[0, p], w, atol=1e-4)
         np.testing.assert_allclose(got.b[0, p], b, atol=1e-4)
         n = plan.n_test[p]
