@@ -14,11 +14,14 @@ written independently:
            DataLoader with a SubsetRandomSampler over the fold's training rows
            (batch 64, rows fetched one by one and collated, as a map-style
            Dataset does) and another over its held-out rows; after every epoch
-           held-out R^2 = 1 - SS_res/SS_tot, or F1 with logit > 0 as positive;
-           the fold's score is its best epoch.
+           the fold's concatenated held-out logits are scored by torchmetrics'
+           R2Score / BinaryF1Score (a forward call, as the reference; without
+           torchmetrics, by the same rules written out in heldout_score); the
+           fold's score is its best epoch.
   a task   nanmean, population nanstd and Q = mean / (0.02 + std) * 2 over folds.
 
-torch is an optional dependency of this script only (`pip install torch`).
+torch (and torchmetrics) are optional dependencies of this script only
+(`pip install torch torchmetrics==1.7.1`, the reference's pin).
 
     python scripts/torch_reference.py --annotation_path DIR --submission_file CSV \
         [--k_folds 40] [--epochs 10] [--batch_size 64] [--lr 1e-3] \
@@ -41,6 +44,12 @@ import torch
 from sklearn.model_selection import ShuffleSplit
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, SubsetRandomSampler
+
+try:  # the reference's metrics
+    from torchmetrics.classification import BinaryF1Score
+    from torchmetrics.regression import R2Score
+except ImportError:
+    BinaryF1Score = R2Score = None
 
 log = logging.getLogger("torch_reference")
 
@@ -92,15 +101,24 @@ def read_submission(submission_file: Path, valid_ids: set[str]) -> tuple[pd.Inde
 
 
 def heldout_score(z: torch.Tensor, y: torch.Tensor, classification: bool) -> float:
-    """F1 of the positive class (logit > 0 predicts positive) or R^2 about the held-out mean."""
+    """torchmetrics' BinaryF1Score or R2Score of a fold's held-out logits, by their rules when it is absent.
+
+    F1: logits all in [0, 1] are probabilities (positive above 0.5), else positive when
+    sigmoid(z) > 0.5. R^2: 1 when SS_res ~ 0, 0 when SS_tot ~ 0, else 1 - SS_res/SS_tot (~0: within 1e-4).
+    """
+    if BinaryF1Score is not None:
+        return (BinaryF1Score() if classification else R2Score())(z, y).item()
     if classification:
-        pred, pos = z > 0, y > 0.5
+        p = z if bool(((z >= 0) & (z <= 1)).all()) else torch.sigmoid(z)
+        pred, pos = p > 0.5, y > 0.5
         tp = (pred & pos).sum().item()
         denom = 2 * tp + (pred & ~pos).sum().item() + (~pred & pos).sum().item()
         return 2 * tp / denom if denom else 0.0
     ss_res = ((y - z) ** 2).sum()
-    ss_tot = ((y - y.mean()) ** 2).sum()
-    return (1.0 - ss_res / ss_tot).item()
+    ss_tot = (y * y).sum() - y.sum() * y.mean()
+    if ss_res.abs() <= 1e-4:
+        return 1.0
+    return 0.0 if ss_tot.abs() <= 1e-4 else (1.0 - ss_res / ss_tot).item()
 
 
 def train_fold(dataset: RowDataset, train_idx: np.ndarray, test_idx: np.ndarray, classification: bool,
@@ -197,7 +215,8 @@ def main() -> int:
     print(f"{'task':<24} {'mean_score':>10} {'std_dev':>8} {'q_stat':>8}")
     for task, r in results.items():
         print(f"{task:<24} {r['mean_score']:>10.4f} {r['std_dev']:>8.4f} {r['q_stat']:>8.2f}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"metrics: {'torchmetrics' if R2Score is not None else 'built in'}; "
           f"load {timings['load']:.2f}s, train {timings['train']:.2f}s")
     if args.json:
         args.json.write_text(json.dumps({"results": results, "timings": timings,
