@@ -7,7 +7,7 @@ prints each task's mean score with the z of the difference, as scripts/bench.py
 does (unpaired standard error of two k-fold means; the runs share folds, not
 initial weights or batch orders):
 
-  mostly_constant (regression, 500 rows): 95% of labels identical, so about a
+  mostly_constant (regression, 200 rows): 95% of labels identical, so about a
       third of the folds hold out one label value only (R^2 0 or 1 there, not -inf);
   weak_cls (classification, 1000 rows, 62% positive): near-constant embedding
       columns with a weak signal; held-out logits sit in [0, 1] around the
@@ -30,6 +30,7 @@ import numpy as np
 
 from neuco_jax.config import Config
 from neuco_jax.pipeline import evaluate
+from neuco_jax.plan import shuffle_split
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +42,7 @@ def write_edge_cases(folder: Path) -> Path:
     ids = [f"loc{i:05d}" for i in range(n)]
     x = np.array([3.0, -3.0, 1.5, -1.5]) + 0.2 * rng.normal(size=(n, 4))
     weak = (rng.uniform(size=n) < 0.62 + 0.1 * np.tanh((x[:, 0] - 3) / 0.2)).astype(int)
-    constant = np.where(rng.uniform(size=500) < 0.95, 1.0, rng.uniform(0, 3, size=500)).round(3)
+    constant = np.where(rng.uniform(size=200) < 0.95, 1.0, rng.uniform(0, 3, size=200)).round(3)
     labels = folder / "labels"
     labels.mkdir(parents=True, exist_ok=True)
     for name, values in (("mostly_constant__regression", constant), ("weak_cls__classification", weak)):
@@ -50,7 +51,7 @@ def write_edge_cases(folder: Path) -> Path:
     submission = folder / "weak.csv"
     rows = [f"{i}," + ",".join(repr(float(v)) for v in row) for i, row in zip(ids, x)]
     submission.write_text("id,0,1,2,3\n" + "\n".join(rows) + "\n")
-    return submission
+    return submission, constant
 
 
 def main() -> int:
@@ -63,7 +64,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        submission = write_edge_cases(tmp)
+        submission, constant = write_edge_cases(tmp)
+        _, test = shuffle_split(len(constant), args.k_folds)
+        n_constant = sum(np.ptp(constant[t]) == 0 for t in test)
         jax_scores = {}
         for rule in ("reference", "logit"):
             config = Config(k_folds=args.k_folds, epochs=args.epochs, learning_rate=args.lr, metric_rule=rule)
@@ -75,7 +78,8 @@ def main() -> int:
                         "--epochs", str(args.epochs), "--lr", str(args.lr), "--json", str(out)], check=True)
         torch_scores = json.loads(out.read_text())["results"]
 
-    print(f"k_folds {args.k_folds}, epochs {args.epochs}, lr {args.lr}, batch 64")
+    print(f"k_folds {args.k_folds}, epochs {args.epochs}, lr {args.lr}, batch 64; "
+          f"mostly_constant: {n_constant} folds hold out one label value")
     print(f"{'task':<16} {'torch':>15} {'jax reference':>15} {'z':>6} {'jax logit':>15} {'z':>6}")
     for task, t in torch_scores.items():
         cells = [f"{t['mean_score']:.4f} ± {t['std_dev']:.3f}"]
