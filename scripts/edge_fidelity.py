@@ -7,8 +7,8 @@ prints each task's mean score with the z of the difference, as scripts/bench.py
 does (unpaired standard error of two k-fold means; the runs share folds, not
 initial weights or batch orders):
 
-  mostly_constant (regression, 200 rows): 95% of labels identical, so about a
-      third of the folds hold out one label value only (R^2 0 or 1 there, not -inf);
+  mostly_constant (regression, 200 rows): 95% of labels identical, so a fifth
+      to a third of the folds hold out one label value only (R^2 0 or 1 there, not -inf);
   weak_cls (classification, 1000 rows, 62% positive): near-constant embedding
       columns with a weak signal; held-out logits sit in [0, 1] around the
       log-odds 0.49, where torchmetrics thresholds at 0.5, not at 0.
