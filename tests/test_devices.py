@@ -1,32 +1,41 @@
 """Probes sharded over several devices, and over several processes, give one device's scores."""
 
+import dataclasses
 import os
 import socket
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from neuco_jax.config import Config
 from neuco_jax.pipeline import evaluate
 from neuco_jax.synthetic import make_benchmark
 
-from conftest import evaluate_command, written_q
+from conftest import adamw_steps, evaluate_command, q_tolerance, written_q
 
-CONFIG = "k_folds: 3\nprobe_params: {batch_size: 16, epochs: 2, learning_rate: 0.01}\n"
+# Probes that learn (held-out R^2 0.4-0.7), so rounding differences between programs are not amplified.
+CONFIG = "k_folds: 3\nprobe_params: {batch_size: 16, epochs: 5, learning_rate: 0.03}\n"
+ONE = Config(k_folds=3, epochs=5, batch_size=16, learning_rate=0.03)
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
-    return make_benchmark(tmp_path_factory.mktemp("bench"), n_ids=300, dim=12, n_methods=1)
+    return make_benchmark(tmp_path_factory.mktemp("bench"), n_ids=1000, dim=64, n_methods=1)
 
 
-def one_device_q(bench, tmp_path, shuffle="per_fold"):
-    run, = evaluate(bench.submissions["method_a"], bench.labels_dir,
-                    Config(k_folds=3, epochs=2, batch_size=16, learning_rate=0.01, shuffle=shuffle),
+def assert_one_device_q(got, bench, tmp_path, shuffle="per_fold"):
+    """Q per task as one device computes it, to within float32 rounding (conftest.q_tolerance).
+
+    On one device the per-fold step may be the native kernel, on several it is XLA's, and XLA
+    may block products over a device's probes differently: the same probes, rounded differently.
+    """
+    run, = evaluate(bench.submissions["method_a"], bench.labels_dir, dataclasses.replace(ONE, shuffle=shuffle),
                     output_dir=tmp_path / "one")
-    return {s.name: s.q_stat for s in run.scores}
+    assert sorted(got) == sorted(s.name for s in run.scores)
+    steps = adamw_steps(bench.labels_dir, ONE)
+    for s in run.scores:
+        assert abs(got[s.name] - s.q_stat) <= q_tolerance(s.fold_scores, steps), s.name
 
 
 @pytest.mark.parametrize("shuffle", ["per_fold", "shared"])
@@ -38,10 +47,7 @@ def test_four_devices_give_the_one_device_scores(bench, tmp_path, shuffle):
     probe = "import jax; print(len(jax.devices()))"
     assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout.strip() == "4"
     subprocess.run(evaluate_command(bench, tmp_path / "four", config), env=env, check=True, capture_output=True, timeout=300)
-    got = written_q(tmp_path / "four")
-    expected = one_device_q(bench, tmp_path, shuffle)
-    assert got.keys() == expected.keys()
-    np.testing.assert_allclose([got[k] for k in sorted(got)], [expected[k] for k in sorted(got)], rtol=1e-6)
+    assert_one_device_q(written_q(tmp_path / "four"), bench, tmp_path, shuffle)
 
 
 def test_two_processes_give_the_one_process_scores(bench, tmp_path):
@@ -57,6 +63,4 @@ def test_two_processes_give_the_one_process_scores(bench, tmp_path):
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
-    got = written_q(tmp_path / "multi")  # written once, by process 0
-    expected = one_device_q(bench, tmp_path)
-    np.testing.assert_allclose([got[k] for k in sorted(got)], [expected[k] for k in sorted(got)], rtol=1e-6)
+    assert_one_device_q(written_q(tmp_path / "multi"), bench, tmp_path)  # written once, by process 0
