@@ -16,6 +16,7 @@ from pathlib import Path
 
 from neuco_jax.config import Config
 from neuco_jax.errors import InputError
+from neuco_jax.files import shared_mode
 from neuco_jax.scores import TaskScore, overall
 
 
@@ -23,7 +24,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers see either nothing or all of it (temporary file + rename)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o644)  # results are for sharing; mkstemp's files are owner-only
+        os.fchmod(fd, shared_mode())  # mkstemp's files are owner-only whatever the umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
@@ -86,6 +87,7 @@ def write_run(output_dir: str | Path, phase: str, method: str, scores: list[Task
     folder = phase_dir(output_dir, phase)
     base = f"{check_name('method_name', method)}_{stamp or timestamp()}"
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".{base}.", suffix=".tmp"))
+    os.chmod(staging, shared_mode(folder=True))  # mkdtemp's folders are owner-only whatever the umask
     try:
         hyper = {"epochs": config.epochs, "learning_rate": config.learning_rate, "batch_size": config.batch_size}
         for s in scores:

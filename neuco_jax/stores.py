@@ -34,8 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import uuid
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -48,6 +47,7 @@ import pyarrow.parquet as pq
 from neuco_jax.data import (_columns, _embedding_columns, _read_csv, _require_columns, coerce_numbers, locations,
                             plural, read_csv_table)
 from neuco_jax.errors import InputError
+from neuco_jax.files import atomic_path
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz", ".npy": "npy", ".zarr": "zarr"}
 ZARR_CHUNK_ROWS = 4096
@@ -112,7 +112,7 @@ def write_embeddings(path: str | Path, ids, x) -> None:
                          f"use .parquet, .npz or .zarr")
     targets = [path, ids_file(path)] if fmt == "npy" else [path]
     with contextlib.ExitStack() as stack:  # on exit, sidecar renamed first, then the store
-        tmps = [stack.enter_context(_atomic(p)) for p in targets]
+        tmps = [stack.enter_context(atomic_path(p)) for p in targets]
         _WRITERS[fmt](*tmps, ids, x)
 
 
@@ -329,34 +329,6 @@ def _decode_ids(path: Path, raw: np.ndarray) -> np.ndarray:
 # Writing ---------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _atomic(path: Path):
-    """Yield a temporary path beside `path`; it replaces `path` only if the block completes."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-        if path.is_dir() or (tmp.is_dir() and path.exists()):  # rename cannot replace a directory
-            old = tmp.with_suffix(".old")
-            os.replace(path, old)
-            try:
-                os.replace(tmp, path)
-            except OSError:
-                os.replace(old, path)
-                raise
-            _remove(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        _remove(tmp)  # nothing left after a success
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
 def _table(ids: np.ndarray, x: np.ndarray) -> pa.Table:
     """`id`, "0".."D-1" as an Arrow table, each column a zero-copy row of x transposed.
 
@@ -401,14 +373,22 @@ def _write_zarr(tmp: Path, ids: np.ndarray, x: np.ndarray) -> None:
     tmp.mkdir()
     (tmp / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {}}))
     arrays = {"embeddings": (x, {}), "ids": (raw, {"encoding": "UTF-8 bytes of each id, zero-padded"})}
-    opened = [ts.open({**_zarr_spec(tmp / name), "metadata": {
+    pending = [ts.open({**_zarr_spec(tmp / name), "metadata": {
         "shape": list(a.shape), "data_type": str(a.dtype), "attributes": attributes,
         "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [rows, max(1, a.shape[1])]}},
         "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}]}}, create=True)
-        for name, (a, attributes) in arrays.items()]
-    writes = [o.result().write(a) for o, (a, _) in zip(opened, arrays.values())]
-    for w in writes:
-        w.result()
+        for name, (a, attributes) in arrays.items()]  # opening, then writing
+    try:
+        for opened, (a, _) in zip(list(pending), arrays.values()):
+            pending.append(opened.result().write(a))
+        for operation in pending:
+            operation.result()
+    finally:
+        # Interrupted (Ctrl-C) while waiting, tensorstore's threads still write (cancel() does not stop
+        # them): let them end, or they would put files back into the folder the caller removes.
+        for operation in pending:
+            while not operation.done():
+                time.sleep(0.01)
 
 
 _READERS = {"csv": _read_csv_store, "parquet": _read_parquet, "npz": _read_npz, "npy": _read_npy, "zarr": _read_zarr}

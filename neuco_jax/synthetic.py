@@ -38,8 +38,11 @@ strictly decreasing in i on every real task. `random_baseline` is pure noise.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import string
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -47,6 +50,8 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+
+from neuco_jax.files import atomic_path, remove
 
 TASKS: tuple[tuple[str, str], ...] = (
     ("biomass_mean", "regression"),
@@ -300,8 +305,11 @@ def make_benchmark(out_dir: str | Path, n_ids: int = 13260, dim: int = 1024,
       ground_truth.json           expected order and every generator parameter.
 
     Args:
-      out_dir: output folder, created if missing; files of the same names are
-        overwritten, other files are left alone.
+      out_dir: output folder, created if missing. The files are written under a
+        hidden name and moved into place at the end: a new out_dir appears
+        whole; in an existing one labels/, submissions/ and ground_truth.json
+        are each replaced whole (other entries are left alone). An exception
+        or Ctrl-C leaves out_dir as it was.
       n_ids: number of labelled locations (unique ids over all tasks).
       dim: embedding dimension of every submission.
       n_methods: number of informative methods, method_a (best) onwards,
@@ -324,6 +332,40 @@ def make_benchmark(out_dir: str | Path, n_ids: int = 13260, dim: int = 1024,
         raise ValueError(f"seed={seed}: expected a non-negative integer")
 
     root = Path(out_dir)
+    with _staged(root) as staging:
+        bench = _write_benchmark(staging, n_ids, dim, n_methods, seed)
+    return SyntheticBenchmark(root=root, labels_dir=root / "labels", expected_order=bench.expected_order,
+                              submissions={name: root / "submissions" / path.name
+                                           for name, path in bench.submissions.items()})
+
+
+@contextlib.contextmanager
+def _staged(root: Path):
+    """Yield an empty hidden folder to write a benchmark in; when the block completes, it goes to `root`.
+
+    A new root is the staged folder renamed; in an existing one, the staged
+    entries replace root's one by one, ground_truth.json last. On any exception,
+    KeyboardInterrupt included, the staged folder is removed.
+    """
+    root.parent.mkdir(parents=True, exist_ok=True)
+    if not root.exists():
+        with atomic_path(root) as staging:
+            staging.mkdir()
+            yield staging
+        return
+    staging = root / f".staging.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        staging.mkdir()
+        yield staging
+        for entry in sorted(staging.iterdir(), key=lambda p: p.name == "ground_truth.json"):
+            with atomic_path(root / entry.name) as tmp:
+                os.replace(entry, tmp)
+    finally:
+        remove(staging)
+
+
+def _write_benchmark(root: Path, n_ids: int, dim: int, n_methods: int, seed: int) -> SyntheticBenchmark:
+    """make_benchmark's files, written into the empty folder `root`."""
     labels_dir = root / "labels"
     submissions_dir = root / "submissions"
     labels_dir.mkdir(parents=True, exist_ok=True)

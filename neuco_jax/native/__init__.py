@@ -101,6 +101,9 @@ def _build(compiler: str, folder: Path) -> Path | None:
         except (OSError, subprocess.TimeoutExpired) as e:
             proc = None
             log.info("native step: %s failed: %s", compiler, e)
+        except BaseException:  # Ctrl-C: no half-built library left in the cache
+            os.unlink(tmp)
+            raise
         if proc is not None and proc.returncode == 0:
             os.replace(tmp, lib)
             return lib
