@@ -1,22 +1,27 @@
-"""`neuco-jax` command line: evaluate, sweep, leaderboard, report, convert, embed, validate, demo.
+"""`neuco-jax` command line: evaluate, sweep, leaderboard, report, convert, embed, validate, demo, config.
 
 `evaluate` takes the reference's flags unchanged (`python main.py ...` becomes
-`neuco-jax evaluate ...`). Bad input ends with one line on stderr and exit code 2.
+`neuco-jax evaluate ...`). Bad input ends with one line on stderr and exit code 2;
+Ctrl-C with one line and exit code 130, leaving no half-written file or folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from neuco_jax.errors import NeucoError
+from neuco_jax import __version__
+from neuco_jax.errors import ConfigError, NeucoError
 from neuco_jax.progress import Progress
 
 DEFAULT_DEMO_DIR = "neuco_demo"
+INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 
 
 def _evaluate_parser(sub) -> None:
@@ -33,9 +38,10 @@ def _run_flags(p) -> None:
     """The flags evaluate and sweep share with the reference's main.py."""
     p.add_argument("--annotation_path", type=Path, required=True,
                    help="folder of <task>__<type>.csv label files (columns id,label)")
-    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root (default: results/)")
+    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root folder (default: results/)")
     p.add_argument("--config", type=Path, default=Path("config.yaml"),
-                   help="reference-style YAML config (default: config.yaml); see configs/linear.yaml")
+                   help="reference-style YAML config file (default: config.yaml); "
+                        "`neuco-jax config > config.yaml` writes the default one")
     p.add_argument("--phase", default="results", help="phase folder grouping runs (default: results)")
     p.add_argument("--exclude_file", type=Path, default=None, help="text file of ids to drop, one per line")
 
@@ -59,7 +65,7 @@ def _leaderboard_parser(sub) -> None:
     p = sub.add_parser("leaderboard", help="rank every complete run of a phase",
                        description="Rebuild <output_dir>/leaderboards/<phase>/leaderboard_<timestamp>.csv "
                                    "from every results_summary.json of the phase (rank-then-aggregate).")
-    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root (default: results/)")
+    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root folder (default: results/)")
     p.add_argument("--phase", default="results", help="phase to rank (default: results)")
     p.add_argument("--weighting", choices=("std", "uniform"), default="std",
                    help="task weights: std of each task's Q across runs (reference, default) "
@@ -82,7 +88,7 @@ def _report_parser(sub) -> None:
                                    "files) with the leaderboard, per-task Q and scores with their spread over "
                                    "folds, a task x run rank heatmap and each run's config; the figures are also "
                                    "saved as PNG beside it.")
-    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root (default: results/)")
+    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root folder (default: results/)")
     p.add_argument("--phase", default="results", help="phase to report (default: results)")
     p.add_argument("--weighting", choices=("std", "uniform"), default="std",
                    help="task weights of the ranking: std (reference, default) or uniform")
@@ -96,13 +102,14 @@ def _data_parsers(sub) -> None:
                        description="Read embeddings (CSV, Parquet, .npz, .npy + .ids.txt, zarr v3 group) and write "
                                    "them in the format of OUT's extension.")
     p.add_argument("source", type=Path, help="input store")
-    p.add_argument("target", type=Path, help="output store (.csv, .parquet, .npz, .npy, .zarr)")
+    p.add_argument("target", type=Path, help="output store: a .csv, .parquet, .npz or .npy file, or a .zarr folder")
 
     p = sub.add_parser("embed", help="embed SSL4EO-S12-downstream-style datacubes with a baseline encoder",
                        description="Stream <data_root>/<modality>/part-*/<id>.zarr.zip cubes through a jitted "
                                    "baseline encoder (mean, random, pca) and write a submission.")
     p.add_argument("--data_root", type=Path, required=True, help="folder holding s1/, s2l1c/, s2l2a/")
-    p.add_argument("--output", type=Path, required=True, help="submission to write; extension picks the format")
+    p.add_argument("--output", type=Path, required=True,
+                   help="submission file to write (a folder for .zarr); its extension picks the format")
     p.add_argument("--encoder", choices=("mean", "random", "pca"), default="mean", help="default: mean")
     p.add_argument("--embedding_dim", type=int, default=1024, help="embedding size (default: 1024)")
     p.add_argument("--modalities", nargs="+", default=None, help="subset of s1 s2l1c s2l2a (default: all)")
@@ -125,7 +132,8 @@ def _demo_parser(sub) -> None:
                        description="Write a realistic synthetic SSL4EO-S12-downstream-like benchmark (11 tasks, "
                                    "~13k ids, D=1024) with submissions of known quality, evaluate each at the "
                                    "default config and print the leaderboard, checking the known order.")
-    p.add_argument("--out", type=Path, default=Path(DEFAULT_DEMO_DIR), help=f"folder (default: {DEFAULT_DEMO_DIR})")
+    p.add_argument("--output_dir", "--out", dest="out", metavar="DIR", type=Path, default=Path(DEFAULT_DEMO_DIR),
+                   help=f"folder for the generated data/ and results/ (default: {DEFAULT_DEMO_DIR})")
     p.add_argument("--n_ids", type=int, default=13260, help="number of locations (default: 13260)")
     p.add_argument("--dim", type=int, default=1024, help="embedding dimension (default: 1024)")
     p.add_argument("--methods", type=int, default=3, help="methods of graded quality besides the random baseline")
@@ -133,11 +141,20 @@ def _demo_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=10, help="epochs per probe (default: 10, the reference's)")
 
 
+def _config_parser(sub) -> None:
+    p = sub.add_parser("config", help="print the default config (neuco-jax config > config.yaml)",
+                       description="Print the reference's default config for a probe type, a commented YAML file: "
+                                   "`neuco-jax config > config.yaml` writes the file evaluate reads by default.")
+    p.add_argument("probe_type", nargs="?", choices=("linear", "svm"), default="linear",
+                   help="probe type (default: linear)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuco-jax", description=__doc__.splitlines()[0])
     parser.add_argument("--cache_dir", default=None,
                         help="persistent compilation cache: a folder, or 'off' (default: $NEUCO_JAX_CACHE_DIR, "
                              "else ~/.cache/neuco_jax/xla); repeat runs of the same shapes skip compiling")
+    parser.add_argument("--version", action="version", version=f"neuco-jax {__version__}")
     parser.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     multi = parser.add_argument_group("several processes or hosts (jax.distributed); the first process writes files")
     multi.add_argument("--distributed", action="store_true",
@@ -152,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     _report_parser(sub)
     _data_parsers(sub)
     _demo_parser(sub)
+    _config_parser(sub)
+    for p in sub.choices.values():  # --quiet after the subcommand too; SUPPRESS keeps one given before it
+        p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress display on stderr")
     return parser
 
 
@@ -255,6 +275,16 @@ def cmd_validate(args) -> int:
     return 1 if report.blocking else 0
 
 
+def cmd_config(args) -> int:
+    from neuco_jax.config import default_config_text
+
+    if args.probe_type == "svm":
+        raise ConfigError("probe_type svm: the SVM probe is not implemented yet; "
+                          "`neuco-jax config linear` prints the linear probe's config")
+    sys.stdout.write(default_config_text())
+    return 0
+
+
 def cmd_demo(args) -> int:
     from neuco_jax.config import Config
     from neuco_jax.leaderboard import format_leaderboard, rank_runs, read_runs, runs_table, save_leaderboard
@@ -266,7 +296,8 @@ def cmd_demo(args) -> int:
     print(f"synthetic benchmark in {args.out / 'data'} ({time.perf_counter() - t0:.1f}s)")
     config = Config(k_folds=args.k_folds, epochs=args.epochs)
     output_dir = args.out / "results"
-    with Progress(quiet=args.quiet) as progress:
+    with warnings.catch_warnings(), Progress(quiet=args.quiet) as progress:
+        _ignore_warnings_about(args.out / "data")  # the quirks of the files it generated are on purpose
         runs = sweep(list(bench.submissions.values()), bench.labels_dir, config, output_dir=output_dir,
                      method_names=list(bench.submissions), phase="demo", progress=progress)
     method_of = {run.run_dir.name: run.name for run in runs}  # this invocation's runs
@@ -286,18 +317,29 @@ def cmd_demo(args) -> int:
     return 1
 
 
+def _ignore_warnings_about(folder: Path) -> None:
+    """Silence the warnings that name a file under `folder` (data the command generated itself)."""
+    prefixes = {str(folder), str(folder.resolve())}
+    warnings.filterwarnings("ignore", message="|".join(re.escape(p + os.sep) for p in prefixes))
+
+
 def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
     return f"warning: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `neuco-jax` console script; returns the exit code."""
+    """Entry point of the `neuco-jax` console script; returns the exit code.
+
+    Ctrl-C (KeyboardInterrupt) ends any command with one line on stderr and exit
+    code 130: every file and folder is staged under a hidden name and renamed
+    into place when complete, and the staging is removed on the way out.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     warnings.formatwarning = _one_line_warnings
     commands = {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
                 "report": cmd_report, "convert": cmd_convert, "embed": cmd_embed, "validate": cmd_validate,
-                "demo": cmd_demo}
+                "demo": cmd_demo, "config": cmd_config}
     try:
         from neuco_jax.runtime import enable_compilation_cache, initialize_distributed
         enable_compilation_cache(args.cache_dir)
@@ -307,3 +349,21 @@ def main(argv: list[str] | None = None) -> int:
     except NeucoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing half-written was left", file=sys.stderr)
+        if argv is None:  # the process's own command: end it now
+            _exit_now(INTERRUPTED)
+        return INTERRUPTED
+
+
+def _exit_now(code: int) -> None:
+    """Exit without waiting for compiled work still running on XLA's threads.
+
+    The interrupted program keeps running on its threads, and JAX's exit
+    handler waits for it (up to the whole training pass); everything of ours
+    was cleaned up while the KeyboardInterrupt unwound.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)

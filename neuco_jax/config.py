@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.resources
 import math
+import shlex
 import warnings
 from pathlib import Path
 from typing import Any
@@ -251,13 +253,23 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def default_config_text() -> str:
+    """The reference's default linear-probe config as a commented YAML file (what `neuco-jax config` prints).
+
+    Shipped inside the package (neuco_jax/configs/linear.yaml), so it needs no clone;
+    the repository's configs/linear.yaml is a copy that the tests keep identical.
+    """
+    return (importlib.resources.files("neuco_jax") / "configs" / "linear.yaml").read_text(encoding="utf-8")
+
+
 def load_config(path: str | Path) -> Config:
     """Read a reference-style YAML config file (safe loading only) into a Config."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read config file ({e.strerror}); check the --config path") from None
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror}); check the --config path, or write the "
+                          f"default config there with `neuco-jax config > {shlex.quote(str(path))}`") from None
     try:
         loader = _UniqueKeyLoader(text)
         loader.name = str(path)

@@ -1,6 +1,7 @@
 """End to end through the command line, on a small synthetic benchmark in the real file formats."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -103,6 +104,76 @@ def test_demo_recovers_the_known_order(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "known order recovered: method_a > method_b > method_c > random_baseline" in out
+
+
+# The first hour: flags, the default config, a quiet demo ---------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_takes_output_dir_and_prints_no_warnings_about_its_own_data(tmp_path):
+    import subprocess
+    import sys
+    out = tmp_path / "demo"
+    (out / "results" / "demo" / "junk_run").mkdir(parents=True)  # an incomplete run: its warning must stay
+    proc = subprocess.run([sys.executable, "-m", "neuco_jax", "demo", "--output_dir", str(out), "--n_ids", "400",
+                           "--dim", "16", "--k_folds", "3", "--epochs", "2"], capture_output=True, text=True)
+    assert proc.returncode in (0, 1), proc.stderr  # whether 400 ids recover the order is not the subject here
+    assert (out / "data" / "ground_truth.json").exists() and list((out / "results" / "demo").glob("method_a_*"))
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "junk_run" in warned[0], proc.stderr
+
+
+@pytest.mark.parametrize("command", ["evaluate", "sweep", "leaderboard", "report", "convert", "embed", "validate",
+                                     "demo", "config"])
+def test_quiet_before_or_after_the_subcommand(command):
+    from neuco_jax.cli import build_parser
+    required = {"evaluate": ["--annotation_path", "l", "--submission_file", "s.csv"],
+                "sweep": ["--annotation_path", "l", "--submissions", "s.csv"], "convert": ["a.csv", "b.npz"],
+                "embed": ["--data_root", "d", "--output", "o.csv"], "validate": ["s.csv", "--annotation_path", "l"]}
+    argv = [command, *required.get(command, [])]
+    parser = build_parser()
+    assert parser.parse_args(argv).quiet is False
+    assert parser.parse_args(["--quiet", *argv]).quiet is True
+    assert parser.parse_args([*argv, "--quiet"]).quiet is True
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"neuco-jax {version('neuco-jax')}\n"
+
+
+def test_config_prints_the_packaged_default_and_configs_linear_yaml_is_a_copy(tmp_path, capsys):
+    import tomllib
+    from fnmatch import fnmatch
+    from neuco_jax.config import Config, load_config
+
+    assert main(["config"]) == 0
+    printed = capsys.readouterr().out
+    assert main(["config", "linear"]) == 0
+    assert capsys.readouterr().out == printed
+    packaged = ROOT / "neuco_jax" / "configs" / "linear.yaml"
+    assert printed == packaged.read_text()
+    # One source of truth: the repository's copy must stay identical (copy the packaged file over it).
+    assert (ROOT / "configs" / "linear.yaml").read_text() == printed
+    (tmp_path / "config.yaml").write_text(printed)
+    assert load_config(tmp_path / "config.yaml") == Config(k_folds=40)
+    # ... and it ships in the wheel, for a pip user without a clone.
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert any(fnmatch("configs/linear.yaml", pattern) for pattern in package_data["neuco_jax"])
+
+
+def test_config_svm_and_a_missing_config_say_what_to_do(tmp_path, capsys, monkeypatch):
+    assert main(["config", "svm"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "svm" in err and "not implemented" in err and err.count("\n") == 1
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "--annotation_path", "labels", "--submission_file", "s.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read config file" in err and "neuco-jax config > config.yaml" in err and err.count("\n") == 1
 
 
 def test_a_second_demo_ranks_only_its_own_runs(tmp_path, capsys):
