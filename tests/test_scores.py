@@ -13,7 +13,10 @@ from neuco_jax.results import write_run
 from neuco_jax.scores import overall, task_score
 
 
-def test_heldout_r2_and_f1_match_sklearn_with_padding():
+@pytest.mark.parametrize("reference_rule", [True, False])
+def test_heldout_r2_and_f1_match_sklearn_with_padding(reference_rule):
+    """Ordinary folds: the logits of each classification fold leave [0, 1], so both metric rules
+    threshold at 0 (tests/test_metrics.py covers the edge cases)."""
     rng = np.random.default_rng(0)
     lengths = [7, 30, 19, 30]
     width = 32
@@ -22,7 +25,9 @@ def test_heldout_r2_and_f1_match_sklearn_with_padding():
     z = (y + rng.normal(0, 0.4, size=y.shape) - 0.3).astype(np.float32)
     mask = (np.arange(width)[None] < np.array(lengths)[:, None]).astype(np.float32)
     is_cls = np.array([False, False, True, True])
-    got, _ = _heldout_scores(jnp.array(z), jnp.array(y), jnp.array(mask), jnp.array(is_cls))
+    assert all(((z[p, :n] < 0) | (z[p, :n] > 1)).any() for p, n in ((2, 19), (3, 30)))
+    got, _ = _heldout_scores(jnp.array(z), jnp.array(y), jnp.array(mask), jnp.array(is_cls),
+                             jnp.asarray(reference_rule))
     expected = [r2_score(y[0, :7], z[0, :7]), r2_score(y[1, :30], z[1, :30]),
                 f1_score(y[2, :19], z[2, :19] > 0), f1_score(y[3, :30], z[3, :30] > 0)]
     np.testing.assert_allclose(got, expected, rtol=1e-5)
@@ -31,7 +36,7 @@ def test_heldout_r2_and_f1_match_sklearn_with_padding():
 def test_f1_is_zero_without_true_or_predicted_positives():
     z = -np.ones((1, 4), np.float32)
     y = np.zeros((1, 4), np.float32)
-    got, _ = _heldout_scores(jnp.array(z), jnp.array(y), jnp.ones((1, 4)), jnp.array([True]))
+    got, _ = _heldout_scores(jnp.array(z), jnp.array(y), jnp.ones((1, 4)), jnp.array([True]), jnp.asarray(True))
     assert float(got[0]) == f1_score(y[0], z[0] > 0, zero_division=0) == 0.0
 
 
