@@ -180,3 +180,13 @@ def test_written_files_and_folders_follow_the_umask(tmp_path, umask, mask, folde
     assert {p: m for p, m in found.items() if p.is_file() and m != file_mode} == {}
     assert any(p.name == "results_summary.json" for p in found)
 
+
+
+def test_the_native_library_is_readable_by_colleagues_sharing_the_cache(tmp_path, umask):
+    from neuco_jax import native
+    compiler = native.find_compiler()
+    if compiler is None:
+        pytest.skip("no C++ compiler")
+    lib = native._build(compiler, tmp_path)
+    assert lib is not None and stat.S_IMODE(lib.stat().st_mode) == 0o755
+    assert [p.name for p in tmp_path.iterdir()] == [lib.name]

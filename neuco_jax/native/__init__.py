@@ -29,6 +29,8 @@ from pathlib import Path
 
 import jax
 
+from neuco_jax.files import shared_mode
+
 log = logging.getLogger(__name__)
 
 ENV = "NEUCO_JAX_NATIVE"
@@ -105,6 +107,7 @@ def _build(compiler: str, folder: Path) -> Path | None:
             os.unlink(tmp)
             raise
         if proc is not None and proc.returncode == 0:
+            os.chmod(tmp, shared_mode(folder=True))  # mkstemp's 0600 (+x by the linker) would keep colleagues out
             os.replace(tmp, lib)
             return lib
         os.unlink(tmp)
