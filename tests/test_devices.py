@@ -24,6 +24,12 @@ def bench(tmp_path_factory):
     return make_benchmark(tmp_path_factory.mktemp("bench"), n_ids=1000, dim=64, n_methods=1)
 
 
+def cpu_devices(n):
+    """The environment of a subprocess that sees n CPU devices (keeping the caller's other XLA flags)."""
+    return {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n}",
+            "JAX_PLATFORMS": "cpu"}
+
+
 def assert_one_device_q(got, bench, tmp_path, shuffle="per_fold"):
     """Q per task as one device computes it, to within float32 rounding (conftest.q_tolerance).
 
@@ -43,7 +49,7 @@ def test_four_devices_give_the_one_device_scores(bench, tmp_path, shuffle):
     config = tmp_path / "c.yaml"
     config.write_text(CONFIG + f"shuffle: {shuffle}\n")
     # 3 folds over 4 devices: the probe axis is padded, then the padding dropped.
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    env = cpu_devices(4)
     probe = "import jax; print(len(jax.devices()))"
     assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout.strip() == "4"
     subprocess.run(evaluate_command(bench, tmp_path / "four", config), env=env, check=True, capture_output=True, timeout=300)
@@ -56,7 +62,7 @@ def test_two_processes_give_the_one_process_scores(bench, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    env = cpu_devices(2)
     procs = [subprocess.Popen(evaluate_command(bench, tmp_path / "multi", config, "--coordinator_address",
                                                f"127.0.0.1:{port}", "--num_processes", "2", "--process_id", str(i)),
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]

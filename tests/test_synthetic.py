@@ -130,7 +130,7 @@ def test_rejects_out_of_range_arguments(tmp_path, kwargs):
 
 
 def test_probes_learn_at_demo_settings(tmp_path):
-    """The demo's probe (D=1024, lr 1e-3, batch 64, 10 epochs) learns even at a ninth of its ids.
+    """The demo's probe (D=1024, lr 1e-3, batch 64, 10 epochs) learns even from 1,000 of its 13,260 ids.
 
     Real tasks get a positive mean R^2 for method_a (an untrained probe scores far below 0) and
     the leaderboard recovers the known order.
