@@ -100,7 +100,7 @@ STEPS = [("per_fold", True), ("per_fold", False), ("shared", False)]
 def _step_params(steps):
     return [pytest.param(shuffle, native_step, id=f"{shuffle}-{'native' if native_step else 'xla'}",
                          marks=[pytest.mark.skipif(native_step and not native.available(),
-                                                   reason="no C++ compiler for the native step")])
+                                                   reason="native step unavailable (no C++ compiler, or NEUCO_JAX_NATIVE=0)")])
             for shuffle, native_step in steps]
 
 

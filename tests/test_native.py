@@ -11,7 +11,7 @@ import pytest
 
 from neuco_jax import native
 
-needs_native = pytest.mark.skipif(not native.available(), reason="no C++ compiler for the native step")
+needs_native = pytest.mark.skipif(not native.available(), reason="native step unavailable (no C++ compiler, or NEUCO_JAX_NATIVE=0)")
 
 
 def numpy_step(x, y, idx, n, params, mu, nu, lr, c1, c2, cls):
