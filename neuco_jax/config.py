@@ -17,6 +17,10 @@ from neuco_jax.errors import ConfigError
 
 PROBE_DEFAULTS = {"batch_size": 64, "epochs": 10, "learning_rate": 0.001}
 PROBE_KEYS = set(PROBE_DEFAULTS) | {"device"}
+PROBE_TYPES = ("linear", "ridge")
+# The ridge probe's L2 strengths, chosen per fold by leave-one-out: scikit-learn RidgeCV's default grid.
+RIDGE_ALPHAS = (0.1, 1.0, 10.0)
+RIDGE_KEYS = {"alphas", "device"}
 DEVICES = ("auto", "cpu", "gpu", "cuda", "tpu")
 SHUFFLES = ("per_fold", "shared")  # how folds order their minibatches (neuco_jax.plan.make_plan)
 # How held-out F1 counts a logit as positive: "reference" as torchmetrics' BinaryF1Score (> 0.5
@@ -83,11 +87,15 @@ class Config:
     label_fraction: float = 1.0
     metric_rule: str = "reference"
     ablations: Ablations = Ablations()
+    alphas: tuple[float, ...] = RIDGE_ALPHAS  # probe_type ridge: probe_params.alphas
 
     def to_dict(self) -> dict[str, Any]:
         """The config in the reference's YAML layout (probe keys under `probe_params`)."""
         d = dataclasses.asdict(self)
         probe = {k: d.pop(k) for k in ("batch_size", "epochs", "learning_rate", "device")}
+        alphas = d.pop("alphas")
+        if self.probe_type == "ridge":
+            probe = {"alphas": list(alphas), "device": probe["device"]}
         d["probe_params"] = probe
         d["task_filter"] = list(self.task_filter) if self.task_filter is not None else None
         ablations = self.ablations.to_dict()
@@ -136,18 +144,18 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
         raise ConfigError(f"{source}: required key 'k_folds' is missing (e.g. 'k_folds: 40')")
 
     probe_type = raw.get("probe_type", "linear")
-    if probe_type != "linear":
-        raise ConfigError(
-            f"config key 'probe_type': got {probe_type!r}; neuco_jax implements 'linear' only")
+    if probe_type not in PROBE_TYPES:
+        raise ConfigError(f"config key 'probe_type': got {probe_type!r}, expected one of {', '.join(PROBE_TYPES)}")
     probe = raw.get("probe_params")
     if probe is None:
         probe = {k: raw[k] for k in PROBE_KEYS if k in raw}
     elif not isinstance(probe, dict):
         raise ConfigError(f"config key 'probe_params': got {probe!r}, expected a mapping")
+    known = RIDGE_KEYS if probe_type == "ridge" else PROBE_KEYS
     for key in probe:
-        if key not in PROBE_KEYS:
-            warnings.warn(f"{source}: unknown key 'probe_params.{key}' is ignored{_did_you_mean(key, PROBE_KEYS)} "
-                          f"(known: {', '.join(sorted(PROBE_KEYS))})", stacklevel=2)
+        if key not in known:
+            warnings.warn(f"{source}: unknown key 'probe_params.{key}' is ignored{_did_you_mean(key, known)} "
+                          f"(known: {', '.join(sorted(known))})", stacklevel=2)
     params = {**PROBE_DEFAULTS, **{k: v for k, v in probe.items() if k in PROBE_DEFAULTS}}
 
     k_folds = _expect(raw["k_folds"], int, "k_folds", "an integer >= 2")
@@ -191,6 +199,12 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
     if metric_rule not in METRIC_RULES:
         raise ConfigError(f"config key 'metric_rule': got {metric_rule!r}, expected one of {', '.join(METRIC_RULES)}")
     ablations = _ablations(raw.get("ablations"), params["epochs"], source)
+    alphas = _ridge_alphas(probe) if probe_type == "ridge" else RIDGE_ALPHAS
+    if probe_type == "ridge":
+        for key in ("learning_rates", "epochs"):
+            if getattr(ablations, key) is not None:
+                raise ConfigError(f"config key 'ablations.{key}': does not apply to probe_type ridge "
+                                  f"(closed form, no training steps); remove it")
     fraction = _expect(raw.get("label_fraction", 1.0), (int, float), "label_fraction", "a number in (0, 1]")
     if not 0 < fraction <= 1:
         raise ConfigError(f"config key 'label_fraction': got {fraction}, expected a number in (0, 1]")
@@ -198,8 +212,22 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
     return Config(k_folds=k_folds, batch_size=params["batch_size"], epochs=params["epochs"],
                   learning_rate=float(lr), device=device, embedding_dim=dim,
                   task_filter=task_filter, seed=seed, shuffle=shuffle, label_fraction=float(fraction),
-                  metric_rule=metric_rule,
+                  metric_rule=metric_rule, probe_type=probe_type, alphas=alphas,
                   ablations=ablations, **flags)
+
+
+def _ridge_alphas(probe: dict) -> tuple[float, ...]:
+    """probe_params.alphas of a ridge config: a non-empty list of distinct positive finite numbers."""
+    what = "a non-empty list of positive numbers, e.g. [0.1, 1.0, 10.0]"
+    alphas = probe.get("alphas", list(RIDGE_ALPHAS))
+    if not isinstance(alphas, list) or not alphas:
+        raise ConfigError(f"config key 'probe_params.alphas': got {alphas!r}, expected {what}")
+    for v in alphas:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+            raise ConfigError(f"config key 'probe_params.alphas': got {v!r}, expected {what}")
+    if len(set(alphas)) != len(alphas):
+        raise ConfigError(f"config key 'probe_params.alphas': {alphas} lists a value twice")
+    return tuple(float(v) for v in alphas)
 
 
 def _ablations(raw: Any, epochs: int, source: str) -> Ablations:
