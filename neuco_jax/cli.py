@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from neuco_jax import __version__
-from neuco_jax.errors import ConfigError, NeucoError
+from neuco_jax.errors import NeucoError
 from neuco_jax.progress import Progress
 
 DEFAULT_DEMO_DIR = "neuco_demo"
@@ -281,10 +281,7 @@ def cmd_validate(args) -> int:
 def cmd_config(args) -> int:
     from neuco_jax.config import default_config_text
 
-    if args.probe_type == "svm":
-        raise ConfigError("probe_type svm: the SVM probe is not implemented yet; "
-                          "`neuco-jax config linear` prints the linear probe's config")
-    sys.stdout.write(default_config_text())
+    sys.stdout.write(default_config_text(args.probe_type))
     return 0
 
 

@@ -17,10 +17,13 @@ from neuco_jax.errors import ConfigError
 
 PROBE_DEFAULTS = {"batch_size": 64, "epochs": 10, "learning_rate": 0.001}
 PROBE_KEYS = set(PROBE_DEFAULTS) | {"device"}
-PROBE_TYPES = ("linear", "ridge")
+PROBE_TYPES = ("linear", "ridge", "svm")
 # The ridge probe's L2 strengths, chosen per fold by leave-one-out: scikit-learn RidgeCV's default grid.
 RIDGE_ALPHAS = (0.1, 1.0, 10.0)
 RIDGE_KEYS = {"alphas", "device"}
+# probe_type svm: the reference's probe_params keys (benchmark/evaluation/probes/svm.py).
+SVM_KEYS = {"C_start_end", "kernel_degree_list", "kernel_gamma_start_end", "kernel_coef0_start_end",
+            "epsilon_list", "opt_params", "device"}
 DEVICES = ("auto", "cpu", "gpu", "cuda", "tpu")
 SHUFFLES = ("per_fold", "shared")  # how folds order their minibatches (neuco_jax.plan.make_plan)
 # How held-out F1 counts a logit as positive: "reference" as torchmetrics' BinaryF1Score (> 0.5
@@ -88,14 +91,18 @@ class Config:
     metric_rule: str = "reference"
     ablations: Ablations = Ablations()
     alphas: tuple[float, ...] = RIDGE_ALPHAS  # probe_type ridge: probe_params.alphas
+    svm: SVMParams | None = None  # probe_type svm: its probe_params
 
     def to_dict(self) -> dict[str, Any]:
         """The config in the reference's YAML layout (probe keys under `probe_params`)."""
         d = dataclasses.asdict(self)
         probe = {k: d.pop(k) for k in ("batch_size", "epochs", "learning_rate", "device")}
         alphas = d.pop("alphas")
+        d.pop("svm")
         if self.probe_type == "ridge":
             probe = {"alphas": list(alphas), "device": probe["device"]}
+        elif self.svm is not None:
+            probe = {**self.svm.to_dict(), "device": probe["device"]}
         d["probe_params"] = probe
         d["task_filter"] = list(self.task_filter) if self.task_filter is not None else None
         ablations = self.ablations.to_dict()
@@ -151,7 +158,7 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
         probe = {k: raw[k] for k in PROBE_KEYS if k in raw}
     elif not isinstance(probe, dict):
         raise ConfigError(f"config key 'probe_params': got {probe!r}, expected a mapping")
-    known = RIDGE_KEYS if probe_type == "ridge" else PROBE_KEYS
+    known = {"ridge": RIDGE_KEYS, "svm": SVM_KEYS}.get(probe_type, PROBE_KEYS)
     for key in probe:
         if key not in known:
             warnings.warn(f"{source}: unknown key 'probe_params.{key}' is ignored{_did_you_mean(key, known)} "
@@ -200,11 +207,14 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
         raise ConfigError(f"config key 'metric_rule': got {metric_rule!r}, expected one of {', '.join(METRIC_RULES)}")
     ablations = _ablations(raw.get("ablations"), params["epochs"], source)
     alphas = _ridge_alphas(probe) if probe_type == "ridge" else RIDGE_ALPHAS
+    svm = svm_params(probe, source) if probe_type == "svm" else None
     if probe_type == "ridge":
         for key in ("learning_rates", "epochs"):
             if getattr(ablations, key) is not None:
                 raise ConfigError(f"config key 'ablations.{key}': does not apply to probe_type ridge "
                                   f"(closed form, no training steps); remove it")
+    if probe_type == "svm" and ablations != Ablations():
+        raise ConfigError("config key 'ablations': not supported with probe_type svm; remove it")
     fraction = _expect(raw.get("label_fraction", 1.0), (int, float), "label_fraction", "a number in (0, 1]")
     if not 0 < fraction <= 1:
         raise ConfigError(f"config key 'label_fraction': got {fraction}, expected a number in (0, 1]")
@@ -212,7 +222,7 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
     return Config(k_folds=k_folds, batch_size=params["batch_size"], epochs=params["epochs"],
                   learning_rate=float(lr), device=device, embedding_dim=dim,
                   task_filter=task_filter, seed=seed, shuffle=shuffle, label_fraction=float(fraction),
-                  metric_rule=metric_rule, probe_type=probe_type, alphas=alphas,
+                  metric_rule=metric_rule, probe_type=probe_type, alphas=alphas, svm=svm,
                   ablations=ablations, **flags)
 
 
@@ -229,6 +239,130 @@ def _ridge_alphas(probe: dict) -> tuple[float, ...]:
         raise ConfigError(f"config key 'probe_params.alphas': {alphas} lists a value twice")
     return tuple(float(v) for v in alphas)
 
+
+# BayesSearchCV keywords that opt_params may hold; the reference passes cv, scoring, refit and
+# return_train_score itself, so opt_params giving them fails there (cv by an assert, the rest by a TypeError).
+SVM_OPT_KEYS = {"n_iter", "n_points", "n_jobs", "verbose", "optimizer_kwargs", "random_state", "pre_dispatch",
+                "error_score", "fit_params", "iid"}
+SVM_OPT_FORBIDDEN = ("cv", "scoring", "refit", "return_train_score")
+SVM_SURROGATES = ("GP", "RF", "ET", "GBRT", "DUMMY")  # skopt's base_estimator names
+
+
+@dataclasses.dataclass(frozen=True)
+class SVMParams:
+    """probe_type svm's search space and search budget, as the reference's probe_params give them.
+
+    C: log-uniform over C_start_end; degree: one of kernel_degree_list; gamma:
+    log-uniform over kernel_gamma_start_end (None: scikit-learn's 'scale');
+    coef0: uniform over kernel_coef0_start_end (None: 0); epsilon (SVR only):
+    one of epsilon_list (None: scikit-learn's 0.1). n_iter candidates per task,
+    the first n_initial_points drawn at random, then n_points per surrogate round.
+    opt_params is the mapping as given, recorded unchanged (n_jobs, verbose and
+    base_estimator are accepted, see the README's SVM section).
+    """
+
+    C_start_end: tuple[float, float]
+    kernel_degree_list: tuple[int, ...]
+    kernel_gamma_start_end: tuple[float, float] | None = None
+    kernel_coef0_start_end: tuple[float, float] | None = None
+    epsilon_list: tuple[float, ...] | None = None
+    n_iter: int = 50  # BayesSearchCV's defaults
+    n_points: int = 1
+    n_initial_points: int = 10  # skopt Optimizer's default
+    random_state: int | None = None
+    opt_params: dict = dataclasses.field(default_factory=dict, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """probe_params in the reference's layout (only the keys the config gave, besides the required two)."""
+        d = {"C_start_end": list(self.C_start_end), "kernel_degree_list": list(self.kernel_degree_list)}
+        for key in ("kernel_gamma_start_end", "kernel_coef0_start_end", "epsilon_list"):
+            if getattr(self, key) is not None:
+                d[key] = list(getattr(self, key))
+        if self.opt_params:
+            d["opt_params"] = self.opt_params
+        return d
+
+
+def _number(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _range(probe: dict, key: str, positive: bool) -> tuple[float, float] | None:
+    """A [start, end] pair with start < end (both > 0 when searched log-uniformly), or None if absent."""
+    value = probe.get(key)
+    if value is None:
+        return None
+    what = "two numbers [start, end] with start < end" + (", both > 0 (log-uniform)" if positive else "")
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_number(v) for v in value):
+        raise ConfigError(f"config key 'probe_params.{key}': got {value!r}, expected {what}")
+    if not value[0] < value[1] or (positive and value[0] <= 0):
+        raise ConfigError(f"config key 'probe_params.{key}': got {value!r}, expected {what}")
+    return float(value[0]), float(value[1])
+
+
+def _count(opt: dict, key: str, default: int, where: str = "opt_params") -> int:
+    value = opt.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"config key 'probe_params.{where}.{key}': got {value!r}, expected a positive integer")
+    return value
+
+
+def svm_params(probe: dict, source: str = "config") -> SVMParams:
+    """Validate probe_type svm's probe_params (the reference's asserts, as one-line ConfigErrors)."""
+    for key in ("C_start_end", "kernel_degree_list"):
+        if key not in probe:
+            raise ConfigError(f"config key 'probe_params.{key}' is missing; probe_type svm requires it "
+                              f"(e.g. C_start_end: [0.001, 1000], kernel_degree_list: [2, 3])")
+    C = _range(probe, "C_start_end", positive=True)
+    degrees = probe["kernel_degree_list"]
+    degrees = [degrees] if isinstance(degrees, int) and not isinstance(degrees, bool) else degrees
+    if not isinstance(degrees, list) or not degrees or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in degrees):
+        raise ConfigError(f"config key 'probe_params.kernel_degree_list': got {probe['kernel_degree_list']!r}, "
+                          f"expected a positive integer or a non-empty list of them, e.g. [2, 3]")
+    gamma = _range(probe, "kernel_gamma_start_end", positive=True)
+    coef0 = _range(probe, "kernel_coef0_start_end", positive=False)
+    for key, value in (("kernel_gamma_start_end", gamma), ("kernel_coef0_start_end", coef0)):
+        if value is not None and 1 in degrees:
+            raise ConfigError(f"config key 'probe_params.{key}': cannot be searched when kernel_degree_list "
+                              f"{degrees} holds degree 1; remove 1 from the list or remove {key}")
+    eps = probe.get("epsilon_list")
+    if eps is not None:
+        eps = [eps] if _number(eps) else eps
+        if not isinstance(eps, list) or not eps or not all(_number(e) and e > 0 for e in eps):
+            raise ConfigError(f"config key 'probe_params.epsilon_list': got {probe['epsilon_list']!r}, "
+                              f"expected a positive number or a non-empty list of them, e.g. [0.01, 0.1]")
+    opt = probe.get("opt_params") or {}
+    if not isinstance(opt, dict):
+        raise ConfigError(f"config key 'probe_params.opt_params': got {opt!r}, expected a mapping")
+    for key in opt:
+        if key in SVM_OPT_FORBIDDEN:
+            raise ConfigError(f"config key 'probe_params.opt_params.{key}': must not be given (the protocol fixes "
+                              f"{', '.join(SVM_OPT_FORBIDDEN)}); remove it")
+        if key not in SVM_OPT_KEYS:
+            warnings.warn(f"{source}: unknown key 'probe_params.opt_params.{key}' is ignored"
+                          f"{_did_you_mean(key, SVM_OPT_KEYS)}", stacklevel=3)
+    kwargs = opt.get("optimizer_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"config key 'probe_params.opt_params.optimizer_kwargs': got {kwargs!r}, "
+                          f"expected a mapping")
+    surrogate = kwargs.get("base_estimator", "GP")
+    if not isinstance(surrogate, str) or surrogate.upper() not in SVM_SURROGATES:
+        raise ConfigError(f"config key 'probe_params.opt_params.optimizer_kwargs.base_estimator': got "
+                          f"{surrogate!r}, expected one of {', '.join(SVM_SURROGATES)}")
+    n_iter = _count(opt, "n_iter", 50)
+    n_initial = _count(kwargs, "n_initial_points", 10, "opt_params.optimizer_kwargs")
+    if n_iter < n_initial:
+        raise ConfigError(f"config key 'probe_params.opt_params.n_iter': got {n_iter}, expected at least "
+                          f"optimizer_kwargs.n_initial_points ({n_initial})")
+    seed = opt.get("random_state")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
+        raise ConfigError(f"config key 'probe_params.opt_params.random_state': got {seed!r}, "
+                          f"expected an integer from 0 to 2**32 - 1 or null")
+    return SVMParams(C_start_end=C, kernel_degree_list=tuple(degrees), kernel_gamma_start_end=gamma,
+                     kernel_coef0_start_end=coef0, epsilon_list=None if eps is None else tuple(float(e) for e in eps),
+                     n_iter=n_iter, n_points=_count(opt, "n_points", 1), n_initial_points=n_initial,
+                     random_state=seed, opt_params=opt)
 
 def _ablations(raw: Any, epochs: int, source: str) -> Ablations:
     if raw is None:
@@ -281,13 +415,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def default_config_text() -> str:
-    """The reference's default linear-probe config as a commented YAML file (what `neuco-jax config` prints).
+def default_config_text(probe_type: str = "linear") -> str:
+    """The reference's sample config for a probe type as a commented YAML file (what `neuco-jax config` prints).
 
-    Shipped inside the package (neuco_jax/configs/linear.yaml), so it needs no clone;
+    Shipped inside the package (neuco_jax/configs/<probe_type>.yaml), so it needs no clone;
     the repository's configs/linear.yaml is a copy that the tests keep identical.
     """
-    return (importlib.resources.files("neuco_jax") / "configs" / "linear.yaml").read_text(encoding="utf-8")
+    return (importlib.resources.files("neuco_jax") / "configs" / f"{probe_type}.yaml").read_text(encoding="utf-8")
 
 
 def load_config(path: str | Path) -> Config:

@@ -22,7 +22,7 @@ from neuco_jax import engine, results
 from neuco_jax.config import Ablations, Config
 from neuco_jax.data import (Benchmark, exclude_fingerprint, labels_fingerprint, load_labels, load_submission,
                             prepare, submission_width)
-from neuco_jax.errors import InputError
+from neuco_jax.errors import ConfigError, InputError
 from neuco_jax.plan import Embeddings, coverage, make_plan, stack_embeddings
 from neuco_jax.plots import write_task_plots
 from neuco_jax.probes import Probe, save_probe
@@ -127,6 +127,9 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     Returns:
       One RunResult per (method, ablation variant), methods in the given order.
     """
+    if config.probe_type == "svm":
+        raise ConfigError("config key 'probe_type': svm's evaluation is not wired in yet (neuco_jax.probes.svm "
+                          "holds its solver and per-fold scores); use probe_type linear")
     files = [Path(f) for f in submission_files]
     if not files:
         raise InputError("no submission files given; pass at least one")

@@ -74,7 +74,7 @@ def test_to_dict_round_trips():
     ({"k_folds": 5, "probe_params": {"learning_rate": -1}}, "probe_params.learning_rate"),
     ({"k_folds": 5, "probe_params": {"device": "npu"}}, "probe_params.device"),
     ({"k_folds": 5, "probe_params": [1, 2]}, "probe_params"),
-    ({"k_folds": 5, "probe_type": "svm"}, "probe_type"),
+    ({"k_folds": 5, "probe_type": "svm"}, "probe_params.C_start_end"),
     ({"k_folds": 5, "embedding_dim": 0}, "embedding_dim"),
     ({"k_folds": 5, "normalize_labels": "yes"}, "normalize_labels"),
     ({"k_folds": 5, "task_filter": "crops"}, "task_filter"),
