@@ -25,7 +25,8 @@ from neuco_jax.data import (Benchmark, exclude_fingerprint, labels_fingerprint, 
 from neuco_jax.errors import ConfigError, InputError
 from neuco_jax.plan import Embeddings, coverage, make_plan, stack_embeddings
 from neuco_jax.plots import write_task_plots
-from neuco_jax.probes import Probe, save_probe
+from neuco_jax.probes import linear, ridge, save_probe
+from neuco_jax.probes.folds import TaskFolds
 from neuco_jax.progress import Progress
 from neuco_jax.runtime import is_writer, select_devices
 from neuco_jax.scores import TaskScore, task_score
@@ -192,35 +193,24 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
             for cov, group in itertools.groupby(sorted(benches, key=lambda mb: coverage(mb[1])),
                                                 key=lambda mb: coverage(mb[1])):
                 group = list(group)
-                t0 = time.perf_counter()
-                if cov not in plans:
-                    plans[cov] = make_plan(group[0][1], k_folds=config.k_folds, epochs=config.epochs,
-                                           batch_size=config.batch_size, learning_rates=lrs,
-                                           label_fractions=fractions, seed=config.seed, dim=width,
-                                           shuffle=config.shuffle, metric_rule=config.metric_rule)
-                plan = plans[cov]
-                # Pad to the chunk size by repeating a method: every pass has the same shapes.
-                padded = [b for _, b in group] + [group[-1][1]] * (chunk_size - len(group))
-                emb = stack_embeddings(padded, width)
-                timings["load"] += time.perf_counter() - t0
-                probes = _run(plan, emb, config, timings, compiled_one)
+                if config.probe_type == "ridge":
+                    results_of = _ridge_pass(group, config, fractions, timings)
+                    compiled_one()
+                else:
+                    results_of = _linear_pass(group, config, plans, cov, width, chunk_size, timings, compiled_one)
                 trained_one()
-                refit = None
-                if config.store_probes:
-                    refit_plan = make_plan(group[0][1], k_folds=1, epochs=config.epochs, batch_size=config.batch_size,
-                                           learning_rates=lrs, seed=config.seed, dim=width, refit=True,
-                                           shuffle=config.shuffle, metric_rule=config.metric_rule)
-                    refit = _run(refit_plan, emb, config, timings, lambda: None)
                 t0 = time.perf_counter()
                 for slot, (m, bench) in enumerate(group):
                     i, d = methods[m]
                     for v, variant in enumerate(_variants(config, names[i], d)):
-                        scores = _variant_scores(plan, probes, slot, variant, bench)
-                        extras = partial(_write_extras, config=config, plan=plan, probes=probes, refit=refit,
-                                         slot=slot, variant=variant, bench=bench, raw_tasks=tasks)
+                        folds, stored = results_of(slot, variant, bench)
+                        scores = [task_score(f.name, f.task_type, f.scores) for f in folds]
+                        extras = partial(_write_extras, config=config, folds=folds, stored=stored,
+                                         bench=bench, raw_tasks=tasks)
                         # In a multi-process run every process holds all scores; the first writes them.
                         run_dir = (results.write_run(output_dir, phase, variant.name, scores, variant.config,
-                                                     fill=extras, extensions=protocol_record)
+                                                     fill=extras, extensions=protocol_record,
+                                                     hyperparameters={f.name: f.hyperparameters for f in folds})
                                    if is_writer() else None)
                         out[m, v] = RunResult(variant.name, run_dir, scores, variant.config, timings)
                         wrote_one()
@@ -261,54 +251,77 @@ def _variants(config: Config, method: str, dim):
         yield _Variant(l, fraction, epochs, name, variant_config)
 
 
-def _variant_scores(plan, probes: engine.ProbeScores, slot: int, variant: _Variant,
-                    bench: Benchmark) -> list[TaskScore]:
-    """Per-task scores of one variant: its probes' best held-out score within its epoch budget."""
-    scores = []
-    for e, (task_name, fraction) in enumerate(plan.entries):
-        if fraction != variant.fraction:
-            continue
-        start = e * plan.group + variant.lr_index * plan.k_folds
-        per_epoch = probes.epoch_scores[slot, start:start + plan.k_folds, :variant.epochs]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a fold NaN at every epoch stays NaN
-            best = np.nanmax(per_epoch, axis=1)
-        task = next(t for t in bench.tasks if t.name == task_name)
-        scores.append(task_score(task_name, task.task_type, best))
-    return scores
+def _linear_pass(group, config: Config, plans: dict, cov, width: int, chunk_size: int, timings: dict,
+                 compiled_one):
+    """The engine's one compiled pass over a group of methods (and its refit pass for `store_probes`).
 
+    Returns results_of(slot, variant, bench) -> (TaskFolds per task, stored Probes or None).
+    """
+    lrs, _, fractions, _ = _grid(config)
+    t0 = time.perf_counter()
+    if cov not in plans:
+        plans[cov] = make_plan(group[0][1], k_folds=config.k_folds, epochs=config.epochs,
+                               batch_size=config.batch_size, learning_rates=lrs,
+                               label_fractions=fractions, seed=config.seed, dim=width,
+                               shuffle=config.shuffle, metric_rule=config.metric_rule)
+    plan = plans[cov]
+    # Pad to the chunk size by repeating a method: every pass has the same shapes.
+    padded = [b for _, b in group] + [group[-1][1]] * (chunk_size - len(group))
+    emb = stack_embeddings(padded, width)
+    timings["load"] += time.perf_counter() - t0
+    probes = _run(plan, emb, config, timings, compiled_one)
+    refit_plan = refit = None
+    if config.store_probes:
+        refit_plan = make_plan(group[0][1], k_folds=1, epochs=config.epochs, batch_size=config.batch_size,
+                               learning_rates=lrs, seed=config.seed, dim=width, refit=True,
+                               shuffle=config.shuffle, metric_rule=config.metric_rule)
+        refit = _run(refit_plan, emb, config, timings, lambda: None)
 
-def _write_extras(run_dir: Path, *, config: Config, plan, probes: engine.ProbeScores, refit, slot: int,
-                  variant: _Variant, bench: Benchmark, raw_tasks) -> None:
-    """Plots (`enable_plots`) and refitted probes (`store_probes`) of one run, into its folder."""
-    k = plan.k_folds
-    for e, (task_name, fraction) in enumerate(plan.entries):
-        if fraction != variant.fraction:
-            continue
-        task = next(t for t in bench.tasks if t.name == task_name)
-        if config.enable_plots:
-            ps = range(e * plan.group + variant.lr_index * k, e * plan.group + (variant.lr_index + 1) * k)
-            y_test = [plan.y[plan.test[p, :plan.n_test[p]]] for p in ps]
-            logits = [probes.best_logits[slot, p, :plan.n_test[p]] for p in ps]
-            write_task_plots(run_dir / task_name, task_name, task.task_type,
-                             probes.train_loss[slot, ps.start:ps.stop, :variant.epochs],
-                             probes.test_loss[slot, ps.start:ps.stop, :variant.epochs], y_test, logits,
-                             metric_rule=config.metric_rule)
+    def results_of(slot: int, variant: _Variant, bench: Benchmark):
+        hyper = {"epochs": variant.epochs, "learning_rate": variant.config.learning_rate,
+                 "batch_size": config.batch_size}
+        folds = linear.task_folds(plan, probes, slot, variant.lr_index, variant.fraction, variant.epochs, bench,
+                                  hyper)
+        stored = None
         if refit is not None:
-            # The refit plan has one entry per task, holding one probe per learning rate.
-            t = [other.name for other in bench.tasks].index(task_name)
-            p = t * len(plan.learning_rates) + variant.lr_index
+            stored = linear.refitted(refit_plan, refit, slot, variant.lr_index, bench,
+                                     {**hyper, "epochs": config.epochs, "seed": config.seed})
+        return folds, stored
+
+    return results_of
+
+
+def _ridge_pass(group, config: Config, fractions, timings: dict):
+    """Ridge probes for a group of methods: per method and task one compiled program (neuco_jax.probes.ridge).
+
+    Returns results_of(slot, variant, bench) -> (TaskFolds per task, stored Probes or None).
+    """
+    t0 = time.perf_counter()
+    fits = [ridge.run(bench, config, fractions) for _, bench in group]
+    stored = [ridge.refit(bench, config) if config.store_probes else None for _, bench in group]
+    timings["train"] += time.perf_counter() - t0
+    return lambda slot, variant, bench: (fits[slot][variant.fraction], stored[slot])
+
+
+def _write_extras(run_dir: Path, *, config: Config, folds: list[TaskFolds], stored, bench: Benchmark,
+                  raw_tasks) -> None:
+    """Plots (`enable_plots`) and refitted probes (`store_probes`) of one run, into its folder.
+
+    Probes without epochs (ridge) have no loss curves; every kind gets its per-fold figures.
+    """
+    by_name = {p.task: p for p in stored or ()}
+    for f in folds:
+        if config.enable_plots:
+            write_task_plots(run_dir / f.name, f.name, f.task_type, f.train_loss, f.test_loss, f.y_test, f.z_test,
+                             metric_rule=f.metric_rule)
+        if f.name in by_name:
             lo = hi = None
-            if config.normalize_labels:
-                raw = next(r for r in raw_tasks if r.name == task_name)
+            if config.normalize_labels:  # the label range, so that the stored probe predicts in label units
+                raw = next(r for r in raw_tasks if r.name == f.name)
+                task = next(t for t in bench.tasks if t.name == f.name)
                 kept = raw.labels[np.isin(raw.ids, task.ids)]
                 lo, hi = float(kept.min()), float(kept.max())
-            hyper = {"epochs": config.epochs, "learning_rate": variant.config.learning_rate,
-                     "batch_size": config.batch_size, "seed": config.seed, "refit_rows": len(task.ids)}
-            save_probe(run_dir / task_name / "probe",
-                       Probe(task=task_name, task_type=task.task_type, w=refit.w[slot, p, :bench.x.shape[1]],
-                             b=float(refit.b[slot, p]), mean=bench.mean, std=bench.std, label_min=lo,
-                             label_max=hi, hyperparameters=hyper))
+            save_probe(run_dir / f.name / "probe", dataclasses.replace(by_name[f.name], label_min=lo, label_max=hi))
 
 
 def evaluate(submission_file, annotation_path, config: Config, *, output_dir="results",

@@ -1,7 +1,8 @@
 """`enable_plots`: per-task figures drawn from arrays the compiled pass already returned.
 
 Per task folder: `loss_train.png` and `loss_validation.png` (one curve per fold
-over epochs), and per fold `fold_<k>_confusion.png` (classification, positive
+over epochs; linear probes only: ridge has no epochs), and per fold
+`fold_<k>_confusion.png` (classification, positive
 as the run's F1 counts it, see `metric_rule`) or `fold_<k>_scatter.png`
 (regression, true vs predicted), from the held-out rows at the fold's best
 epoch. Nothing is trained again.
@@ -43,17 +44,18 @@ def write_task_plots(folder: Path, task: str, task_type: str, train_loss: np.nda
     """Draw one task's figures into `folder`.
 
     Args:
-      train_loss, test_loss: (folds, epochs) mean minibatch loss and held-out loss.
+      train_loss, test_loss: (folds, epochs) mean minibatch loss and held-out loss; None for a
+        probe without epochs (ridge), which gets no loss curves.
       y_test, logits: per fold, the held-out labels and the logits at the best epoch.
       metric_rule: the run's F1 rule, which the confusion matrices follow.
     """
     plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
-    epochs = np.arange(1, train_loss.shape[1] + 1)
-    for name, loss in (("train", train_loss), ("validation", test_loss)):
+    for name, loss in (("train", train_loss), ("validation", test_loss)) if train_loss is not None else ():
         fig, ax = plt.subplots(figsize=(6, 4))
         for k, curve in enumerate(loss):
-            ax.plot(epochs, curve, lw=1, alpha=0.6, label=f"fold {k}" if len(loss) <= 10 else None)
+            ax.plot(np.arange(1, len(curve) + 1), curve, lw=1, alpha=0.6,
+                    label=f"fold {k}" if len(loss) <= 10 else None)
         ax.set(xlabel="epoch", ylabel="loss", title=f"{task}: {name} loss, {len(loss)} folds")
         if len(loss) <= 10:
             ax.legend(fontsize=7)
@@ -70,12 +72,12 @@ def write_task_plots(folder: Path, task: str, task_type: str, train_loss: np.nda
             for (i, j), c in np.ndenumerate(counts):
                 ax.text(j, i, str(c), ha="center", va="center")
             ax.set(xticks=[0, 1], yticks=[0, 1], xlabel="predicted", ylabel="true",
-                   title=f"{task}: fold {k} (best epoch)")
+                   title=f"{task}: fold {k}")
             fig.savefig(folder / f"fold_{k}_confusion.png", dpi=80)
         else:
             ax.scatter(y, z, s=6, alpha=0.6)
             lo, hi = float(min(y.min(), z.min())), float(max(y.max(), z.max()))
             ax.plot([lo, hi], [lo, hi], color="grey", lw=1)
-            ax.set(xlabel="true (normalised)", ylabel="predicted", title=f"{task}: fold {k} (best epoch)")
+            ax.set(xlabel="true (normalised)", ylabel="predicted", title=f"{task}: fold {k}")
             fig.savefig(folder / f"fold_{k}_scatter.png", dpi=80)
     plt.close(fig)

@@ -72,7 +72,8 @@ def phase_dir(output_dir: str | Path, phase: str) -> Path:
 
 
 def write_run(output_dir: str | Path, phase: str, method: str, scores: list[TaskScore], config: Config,
-              stamp: str | None = None, fill=None, extensions: dict | None = None) -> Path:
+              stamp: str | None = None, fill=None, extensions: dict | None = None,
+              hyperparameters: dict[str, dict] | None = None) -> Path:
     """Write a run folder `<output_dir>/<phase>/<method>_<stamp>/`; returns its path.
 
     `fill(folder)`, when given, adds files (plots, stored probes) to the run
@@ -83,6 +84,8 @@ def write_run(output_dir: str | Path, phase: str, method: str, scores: list[Task
     run folder is never overwritten: a clash gets the suffix _2, _3, ...
     `extensions` are neuco_jax's extra summary keys (the protocol record that
     neuco_jax.leaderboard compares: labels and exclude fingerprints, ablation axes).
+    `hyperparameters`: per task, the result JSON's `hyperparamaters` (e.g. a ridge probe's
+    alpha per fold); a task not in it records the config's epochs, learning_rate, batch_size.
     """
     folder = phase_dir(output_dir, phase)
     base = f"{check_name('method_name', method)}_{stamp or timestamp()}"
@@ -92,7 +95,7 @@ def write_run(output_dir: str | Path, phase: str, method: str, scores: list[Task
         hyper = {"epochs": config.epochs, "learning_rate": config.learning_rate, "batch_size": config.batch_size}
         for s in scores:
             result = {"q_stat": s.q_stat, "mean_score": s.mean_score, "std_dev": s.std_dev,
-                      "hyperparamaters": hyper}  # (sic): the reference's key
+                      "hyperparamaters": (hyperparameters or {}).get(s.name, hyper)}  # (sic): the reference's key
             if config.output_fold_results:
                 result["q_t"] = [float(v) for v in s.fold_scores]
             task_dir = staging / check_name("task", s.name)

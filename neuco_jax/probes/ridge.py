@@ -41,9 +41,12 @@ import jax.numpy as jnp
 import numpy as np
 
 
+from neuco_jax.config import Config
 from neuco_jax.data import Benchmark
 from neuco_jax.engine import _heldout_scores
 from neuco_jax.plan import shuffle_split
+from neuco_jax.probes.folds import TaskFolds
+from neuco_jax.probes.stored import Probe
 
 # Folds per batch of the lax.map: bounds memory to a few (d, d) / (m, d) float64 matrices each.
 FOLD_BATCH = 4
@@ -155,3 +158,36 @@ def task_folds(bench: Benchmark, t: int, k_folds: int, seed: int, fraction: floa
     """
     train, test = shuffle_split(len(bench.rows[t]), k_folds, seed)
     return train[:, :max(1, round(fraction * train.shape[1]))], test
+
+
+def run(bench: Benchmark, config: Config, fractions=(1.0,)) -> dict[float, list[TaskFolds]]:
+    """Ridge probes for every task and fold of one method, per label fraction.
+
+    Returns:
+      {fraction: [TaskFolds per task, in the benchmark's order]}; hyperparameters hold the
+      candidate `alphas` and the `alpha_per_fold` chosen by leave-one-out.
+    """
+    out = {}
+    for fraction in fractions:
+        out[fraction] = folds = []
+        for t, task in enumerate(bench.tasks):
+            train, test = task_folds(bench, t, config.k_folds, config.seed, fraction)
+            fit = fit_task(bench.x[bench.rows[t]], task.labels, task.is_classification, train, test, config.alphas)
+            folds.append(TaskFolds(
+                task.name, task.task_type, fit.scores,
+                {"alphas": list(config.alphas), "alpha_per_fold": fit.alpha.tolist()},
+                [task.labels[f] for f in test], list(fit.z), metric_rule="logit"))
+    return out
+
+
+def refit(bench: Benchmark, config: Config) -> list[Probe]:
+    """`store_probes`: per task, ridge on all its rows at the alpha leave-one-out picks on all of them."""
+    probes = []
+    for t, task in enumerate(bench.tasks):
+        n = len(bench.rows[t])
+        fit = fit_task(bench.x[bench.rows[t]], task.labels, task.is_classification, np.arange(n)[None],
+                       np.zeros((1, 0), np.int64), config.alphas)
+        hyper = {"alphas": list(config.alphas), "alpha": float(fit.alpha[0]), "refit_rows": n}
+        probes.append(Probe(task=task.name, task_type=task.task_type, w=fit.w[0], b=float(fit.b[0]),
+                            mean=bench.mean, std=bench.std, hyperparameters=hyper, probe_type="ridge"))
+    return probes

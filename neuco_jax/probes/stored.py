@@ -1,9 +1,11 @@
-"""`store_probes`: linear probes refitted on all of a task's rows, saved without pickle.
+"""`store_probes`: probes refitted on all of a task's rows, saved without pickle.
 
 On disk, `<run>/<task>/probe/`:
     probe.npz    arrays w (dim,), b ()
     probe.json   task, task_type, the submission's standardisation (mean, std),
-                 its width, the label range used for min-max scaling, hyperparameters
+                 its width, the label range used for min-max scaling, hyperparameters,
+                 probe_type (the kind that was refitted, "linear" or "ridge"; files
+                 written before it was recorded are linear)
 `load_probe(folder)` returns a Probe that predicts from raw embeddings.
 """
 
@@ -38,6 +40,7 @@ class Probe:
     label_min: float | None = None
     label_max: float | None = None
     hyperparameters: dict = dataclasses.field(default_factory=dict)
+    probe_type: str = "linear"
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
         """Logits for raw embeddings x: (n, d), d <= dim (narrower rows are zero-padded, as in loading)."""
