@@ -148,7 +148,7 @@ def _config_parser(sub) -> None:
     p = sub.add_parser("config", help="print the default config (neuco-jax config > config.yaml)",
                        description="Print the reference's default config for a probe type, a commented YAML file: "
                                    "`neuco-jax config > config.yaml` writes the file evaluate reads by default.")
-    p.add_argument("probe_type", nargs="?", choices=("linear", "svm"), default="linear",
+    p.add_argument("probe_type", nargs="?", choices=("linear", "ridge", "svm"), default="linear",
                    help="probe type (default: linear)")
 
 
