@@ -1,0 +1,362 @@
+"""The SVM probe's solver: libsvm's dual SMO for every fold x candidate of a task at once.
+
+The reference fits scikit-learn's SVC (labels 0 -> -1) and SVR, both libsvm,
+kernel poly K(x, x') = (gamma <x, x'> + coef0)^degree. Per problem (one fold
+and one candidate (C, degree, gamma, coef0, epsilon)) the solver minimises
+libsvm's dual over l variables a:
+
+  min_a  1/2 a^T Q a + p^T a,   0 <= a_t <= U_t,   s^T a = 0,   Q_tu = s_t s_u K(row_t, row_u)
+  SVC:   l = n, row_t = t, s = y in {-1, +1}, p = -1, U = C * train
+  SVR:   l = 2n, a = [a+, a-], row_t = t mod n, s = [+1, -1], p = [eps - y, eps + y], U = C * [train, train]
+
+with libsvm's solver (Fan, Chen, Lin 2005; no shrinking): gradient g = Qa + p,
+kept in float64; working pair i = argmax over I_up of -s_t g_t, j = argmin
+over I_low of the second-order gain -(g_diff)^2 / max(K_ii + K_jj - 2 K_ij,
+tau=1e-12); libsvm's two-variable update with clipping; stop when the
+maximal violation m(a) - M(a) < tol (1e-3, scikit-learn's default) or at
+`max_iter`. Bias b = -rho: the mean of s_t g_t over free variables
+(0 < a_t < U_t), else the midpoint of its bounds. Decision f(x) = sum_t
+coef_t K(x_t, x) + b with coef = s * a (SVC; predicts +1 when f > 0) or
+a+ - a- (SVR).
+
+Axes: problems (folds x candidates, flattened) x variables. One Gram matrix
+G = X X^T (n, n) per task serves every problem: a candidate's kernel row is
+(gamma G[r] + coef0)^degree, formed on demand (two rows per iteration). Fold
+membership is a mask: held-out rows get U = 0, so they are at both bounds,
+never enter a working pair or the bias, and keep a = 0. All problems of a
+chunk run in one `lax.while_loop` (vmapped: a problem that has converged
+stops changing while the others run on); chunks bound memory. Problems that
+reach `max_iter` are reported (`converged` False), never silently scored.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+TOL = 1e-3  # scikit-learn's SVC/SVR tol
+TAU = 1e-12  # libsvm's floor on the pair's curvature
+SVR_EPSILON = 0.1  # scikit-learn's SVR default
+CHUNK_ELEMENTS = 1 << 22  # problems x variables per chunk: ~32 MiB per float64 state vector
+
+
+class Candidate(NamedTuple):
+    """One point of the search space; gamma None is scikit-learn's 'scale' (1 / (d * var(X_train)))."""
+
+    C: float
+    degree: int
+    gamma: float | None = None
+    coef0: float = 0.0
+    epsilon: float = SVR_EPSILON
+
+
+class DualSolution(NamedTuple):
+    """The solved problems, numpy arrays, one row per problem.
+
+    coef: (problems, n) dual coefficients per row (s * a, or a+ - a- for SVR); 0 on held-out rows.
+    intercept: (problems,) b = -rho.
+    objective: (problems,) the dual objective 1/2 a^T Q a + p^T a (libsvm's obj).
+    iterations: (problems,) SMO steps taken.
+    converged: (problems,) False where max_iter stopped the problem before tol.
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    objective: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+
+
+def default_max_iter(n_variables: int) -> int:
+    """The SMO step cap: max(1e6, 100 l). libsvm's is max(1e7, 100 l); a lockstep chunk waits on its
+    slowest problem, so the floor is 10x lower. libsvm itself needs up to ~1,000 l steps at C 1e3 on small
+    tasks (tests/test_svm.py's 270-row folds: 64k-277k steps), which the 1e6 floor covers; problems that
+    reach the cap are counted and reported (`converged` False), never scored."""
+    return max(1_000_000, 100 * n_variables)
+
+
+def gram_matrix(x: np.ndarray) -> np.ndarray:
+    """G = X X^T in float64 (scikit-learn fits on float64 copies): (n, n)."""
+    x = np.asarray(x, np.float64)
+    return x @ x.T
+
+
+def gamma_scale(x: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """scikit-learn's gamma='scale' per fold: 1 / (n_features * X_train.var()), (folds,) from train (folds, n_train)."""
+    x = np.asarray(x, np.float64)
+    out = np.empty(len(train))
+    for f, rows in enumerate(train):
+        var = x[rows].var()
+        out[f] = 1.0 / (x.shape[1] * var) if var != 0 else 1.0  # scikit-learn's rule for a constant X
+    return out
+
+
+def _poly(base, degree, max_degree: int):
+    """base ** degree for a traced integer degree <= max_degree (exact products, negative bases allowed)."""
+    out = jnp.ones_like(base)
+    for k in range(max_degree):
+        out = jnp.where(k < degree, out * base, out)
+    return out
+
+
+def _last_argmax(v):
+    """libsvm keeps the last of equal extremes (its `>=` scans); argmax keeps the first."""
+    return v.shape[0] - 1 - jnp.argmax(v[::-1])
+
+
+def _solve_one(gram, sign, p, upper, gamma, coef0, degree, *, regression, max_degree, tol, max_iter):
+    """One problem's SMO (see the module docstring); vmapped over problems by `_solve_chunk`."""
+    n = gram.shape[0]
+
+    def kernel_row(t):
+        k = _poly(gamma * gram[t % n] + coef0, degree, max_degree)
+        return jnp.concatenate([k, k]) if regression else k
+
+    diag = _poly(gamma * jnp.diagonal(gram) + coef0, degree, max_degree)
+    kdiag = jnp.concatenate([diag, diag]) if regression else diag
+
+    def cond(state):
+        _, _, it, done = state
+        return ~done & (it < max_iter)
+
+    def body(state):
+        alpha, grad, it, _ = state
+        at_upper, at_lower = alpha >= upper, alpha <= 0
+        in_up = jnp.where(sign > 0, ~at_upper, ~at_lower)
+        in_low = jnp.where(sign > 0, ~at_lower, ~at_upper)
+        v = jnp.where(in_up, -sign * grad, -jnp.inf)
+        i = _last_argmax(v)
+        gmax = v[i]
+        gmax2 = jnp.max(jnp.where(in_low, sign * grad, -jnp.inf))
+        k_i = kernel_row(i)
+        diff = gmax + sign * grad
+        quad = kdiag[i] + kdiag - 2.0 * k_i
+        quad = jnp.where(quad > 0, quad, TAU)
+        gain = jnp.where(in_low & (diff > 0), -diff * diff / quad, jnp.inf)
+        j = _last_argmax(-gain)
+        done = (gmax + gmax2 < tol) | ~jnp.isfinite(gain[j])
+
+        k_j = kernel_row(j)
+        q_i, q_j = sign[i] * sign * k_i, sign[j] * sign * k_j
+        c_i, c_j = upper[i], upper[j]
+        a_i, a_j = alpha[i], alpha[j]
+        q_ij = q_i[j]
+        # libsvm's update (Solver::Solve): the pair moves along s_i a_i + s_j a_j = const, then is clipped.
+        opposite = sign[i] != sign[j]
+        curv = jnp.where(opposite, kdiag[i] + kdiag[j] + 2.0 * q_ij, kdiag[i] + kdiag[j] - 2.0 * q_ij)
+        curv = jnp.where(curv > 0, curv, TAU)
+        # y_i != y_j
+        delta = (-grad[i] - grad[j]) / curv
+        d = a_i - a_j
+        oi, oj = a_i + delta, a_j + delta
+        oi, oj = jnp.where(d > 0, jnp.where(oj < 0, d, oi), jnp.where(oi < 0, 0.0, oi)), \
+            jnp.where(d > 0, jnp.where(oj < 0, 0.0, oj), jnp.where(oi < 0, -d, oj))
+        hi = d > c_i - c_j
+        oi, oj = jnp.where(hi, jnp.where(oi > c_i, c_i, oi), jnp.where(oj > c_j, c_j + d, oi)), \
+            jnp.where(hi, jnp.where(oi > c_i, c_i - d, oj), jnp.where(oj > c_j, c_j, oj))
+        # y_i == y_j
+        delta = (grad[i] - grad[j]) / curv
+        s = a_i + a_j
+        si, sj = a_i - delta, a_j + delta
+        hi = s > c_i
+        si, sj = jnp.where(hi, jnp.where(si > c_i, c_i, si), jnp.where(sj < 0, s, si)), \
+            jnp.where(hi, jnp.where(si > c_i, s - c_i, sj), jnp.where(sj < 0, 0.0, sj))
+        hi = s > c_j
+        si, sj = jnp.where(hi, jnp.where(sj > c_j, s - c_j, si), jnp.where(si < 0, 0.0, si)), \
+            jnp.where(hi, jnp.where(sj > c_j, c_j, sj), jnp.where(si < 0, s, sj))
+        new_i, new_j = jnp.where(opposite, oi, si), jnp.where(opposite, oj, sj)
+
+        step = ~done
+        da_i, da_j = jnp.where(step, new_i - a_i, 0.0), jnp.where(step, new_j - a_j, 0.0)
+        alpha = alpha.at[i].add(da_i).at[j].add(da_j)
+        grad = grad + q_i * da_i + q_j * da_j
+        return alpha, grad, it + step.astype(it.dtype), done
+
+    state = (jnp.zeros_like(p), p, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    alpha, grad, it, done = jax.lax.while_loop(cond, body, state)
+
+    # libsvm's calculate_rho over the active (training) variables.
+    active = upper > 0
+    at_upper, at_lower = alpha >= upper, alpha <= 0
+    yg = sign * grad
+    ub_set = active & ((at_upper & (sign < 0)) | (at_lower & ~at_upper & (sign > 0)))
+    lb_set = active & ((at_upper & (sign > 0)) | (at_lower & ~at_upper & (sign < 0)))
+    free = active & ~at_upper & ~at_lower
+    n_free = jnp.sum(free)
+    rho = jnp.where(n_free > 0, jnp.sum(jnp.where(free, yg, 0.0)) / jnp.maximum(n_free, 1),
+                    (jnp.min(jnp.where(ub_set, yg, jnp.inf)) + jnp.max(jnp.where(lb_set, yg, -jnp.inf))) / 2)
+    objective = jnp.sum(alpha * (grad + p)) / 2
+    coef = alpha[:n] - alpha[n:] if regression else sign * alpha
+    return coef, -rho, objective, it, done
+
+
+@partial(jax.jit, static_argnames=("regression", "max_degree", "tol", "max_iter"))
+def _solve_chunk(gram, sign, p, upper, gamma, coef0, degree, *, regression, max_degree, tol, max_iter):
+    solve = partial(_solve_one, regression=regression, max_degree=max_degree, tol=tol, max_iter=max_iter)
+    batched = (None, None if sign.ndim == 1 else 0, 0, 0, 0, 0, 0)
+    return jax.vmap(solve, in_axes=batched)(gram, sign, p, upper, gamma, coef0, degree)
+
+
+def _problem_arrays(y, train_mask, C, epsilon, regression):
+    """sign, p, U per problem: sign (l,) shared or (problems, l); p, U (problems, l)."""
+    P, n = train_mask.shape
+    if regression:
+        sign = np.concatenate([np.ones(n), -np.ones(n)])
+        p = np.concatenate([epsilon[:, None] - y[None], epsilon[:, None] + y[None]], axis=1)
+        upper = np.tile(C[:, None] * train_mask, 2)
+    else:
+        sign = y.astype(np.float64)
+        p = -np.ones((P, n))
+        upper = C[:, None] * train_mask
+    return sign, p, upper
+
+
+def solve_dual(gram, y, train_mask, C, degree, gamma, coef0, epsilon=None, *, regression: bool,
+               tol: float = TOL, max_iter: int | None = None) -> DualSolution:
+    """Solve libsvm's SVC or SVR dual for many problems sharing one task's Gram matrix.
+
+    Args:
+      gram: (n, n) G = X X^T of the task's rows (float64).
+      y: (n,) labels: -1/+1 for classification, real for regression.
+      train_mask: (problems, n) bool, the rows each problem trains on.
+      C, degree, gamma, coef0: (problems,) hyperparameters (gamma resolved: no 'scale' here).
+      epsilon: (problems,) SVR's epsilon (regression only).
+      regression: SVR if True, else SVC.
+      tol: stop when the maximal violation is below it (scikit-learn's tol).
+      max_iter: SMO step cap per problem; default `default_max_iter(l)`.
+
+    Returns:
+      DualSolution, one row per problem.
+    """
+    train_mask = np.asarray(train_mask, bool)
+    P, n = train_mask.shape
+    C, degree, gamma, coef0 = (np.broadcast_to(np.asarray(v, np.float64), (P,)) for v in (C, degree, gamma, coef0))
+    epsilon = np.broadcast_to(np.asarray(SVR_EPSILON if epsilon is None else epsilon, np.float64), (P,))
+    y = np.asarray(y, np.float64)
+    l = 2 * n if regression else n
+    max_iter = default_max_iter(l) if max_iter is None else max_iter
+    max_degree = int(degree.max())
+    sign, p, upper = _problem_arrays(y, train_mask, C, epsilon, regression)
+    chunk = max(1, min(P, CHUNK_ELEMENTS // l))
+    n_chunks = math.ceil(P / chunk)
+    pad = lambda a: np.concatenate([a, np.repeat(a[-1:], n_chunks * chunk - P, axis=0)])  # noqa: E731
+    p, upper, gamma, coef0, degree = map(pad, (p, upper, gamma, coef0, degree))
+    parts = []
+    with jax.enable_x64(True):
+        g = jnp.asarray(gram, jnp.float64)
+        s = jnp.asarray(sign)
+        for c in range(n_chunks):
+            sl = slice(c * chunk, (c + 1) * chunk)
+            out = _solve_chunk(g, s, p[sl], upper[sl], gamma[sl], coef0[sl], degree[sl].astype(np.int32),
+                               regression=regression, max_degree=max_degree, tol=float(tol), max_iter=int(max_iter))
+            parts.append([np.asarray(a) for a in out])
+    coef, b, obj, it, done = (np.concatenate(a)[:P] for a in zip(*parts))
+    return DualSolution(coef=coef, intercept=b, objective=obj, iterations=it, converged=done)
+
+
+@partial(jax.jit, static_argnames=("max_degree",))
+def _decision_chunk(gram, rows, coef, intercept, gamma, coef0, degree, *, max_degree):
+    def one(args):
+        r, c, b, gm, c0, dg = args
+        return _poly(gm * gram[r] + c0, dg, max_degree) @ c + b
+    return jax.lax.map(one, (rows, coef, intercept, gamma, coef0, degree))
+
+
+def decision_values(gram, rows, sol: DualSolution, degree, gamma, coef0) -> np.ndarray:
+    """f at chosen rows of the task for each problem: (problems, m) from rows (problems, m) int.
+
+    f(x_r) = sum_t coef_t (gamma G[r, t] + coef0)^degree + b, in float64.
+    """
+    rows = np.asarray(rows)
+    P = rows.shape[0]
+    degree = np.broadcast_to(np.asarray(degree), (P,)).astype(np.int32)
+    gamma, coef0 = (np.broadcast_to(np.asarray(v, np.float64), (P,)) for v in (gamma, coef0))
+    with jax.enable_x64(True):
+        out = _decision_chunk(jnp.asarray(gram, jnp.float64), rows, sol.coef, sol.intercept, gamma, coef0, degree,
+                              max_degree=int(degree.max()))
+        return np.asarray(out)
+
+
+class FoldScores(NamedTuple):
+    """What the reference's BayesSearchCV reports for one task, for a given list of candidates.
+
+    metric: (folds, candidates) held-out F1 of the +1 class or R^2 (scikit-learn's f1 / r2 scorers).
+    scoring: (folds, candidates) held-out accuracy or negative mean squared error (the refit criterion).
+    fold_scores: (folds,) a fold's score: the max over candidates of its metric.
+    winner: index of the candidate with the best mean scoring (the refit winner; first of ties).
+    converged: (folds, candidates) False where the solver hit max_iter; those cells are NaN, not scored.
+    """
+
+    metric: np.ndarray
+    scoring: np.ndarray
+    fold_scores: np.ndarray
+    winner: int
+    converged: np.ndarray
+
+
+def heldout_metrics(y, f, regression: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(metric, scoring) over the last axis, as scikit-learn scores: y, f (..., m); y in {-1, +1} for SVC.
+
+    F1 of the +1 class with prediction f > 0 (0 when there is no positive at all); accuracy.
+    R^2 = 1 - SS_res / SS_tot (SS_tot 0: 1 if SS_res is 0, else 0); negative MSE.
+    """
+    if regression:
+        res = np.sum((y - f) ** 2, axis=-1)
+        tot = np.sum((y - y.mean(axis=-1, keepdims=True)) ** 2, axis=-1)
+        r2 = np.where(tot > 0, 1 - res / np.where(tot > 0, tot, 1), np.where(res > 0, 0.0, 1.0))
+        return r2, -res / y.shape[-1]
+    pred, pos = f > 0, y > 0
+    tp = np.sum(pred & pos, axis=-1)
+    wrong = np.sum(pred != pos, axis=-1)
+    f1 = np.where(tp + wrong > 0, 2 * tp / np.maximum(2 * tp + wrong, 1), 0.0)
+    return f1, np.mean(pred == pos, axis=-1)
+
+
+def cv_scores(x, y, train, test, candidates: list[Candidate], *, regression: bool, tol: float = TOL,
+              max_iter: int | None = None) -> FoldScores:
+    """Every candidate on every fold of one task: the reference's per-fold SVM protocol, batched.
+
+    Args:
+      x: (n, d) the task's embeddings; y: (n,) labels (0/1 or -1/+1 for classification, real for regression).
+      train, test: (folds, n_train), (folds, n_test) row positions (neuco_jax.plan.shuffle_split).
+      candidates: the hyperparameters to fit (gamma None: 'scale' from each fold's training rows).
+      regression: SVR and R^2 / MSE if True, else SVC and F1 / accuracy.
+
+    Returns:
+      FoldScores.
+    """
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    if not regression:
+        y = np.where(y > 0, 1.0, -1.0)
+    folds, n = len(train), len(x)
+    mask = np.zeros((folds, n), bool)
+    np.put_along_axis(mask, np.asarray(train), True, axis=1)
+    scale = gamma_scale(x, train)
+    # problems fold-major: problem f * len(candidates) + c
+    fold_of = np.repeat(np.arange(folds), len(candidates))
+    cand = [candidates[c] for c in np.tile(np.arange(len(candidates)), folds)]
+    gamma = np.array([scale[f] if c.gamma is None else c.gamma for f, c in zip(fold_of, cand)])
+    C, degree, coef0, epsilon = (np.array([getattr(c, k) for c in cand]) for k in ("C", "degree", "coef0", "epsilon"))
+    gram = gram_matrix(x)
+    sol = solve_dual(gram, y, mask[fold_of], C, degree, gamma, coef0, epsilon, regression=regression, tol=tol,
+                     max_iter=max_iter)
+    rows = np.asarray(test)[fold_of]
+    f = decision_values(gram, rows, sol, degree, gamma, coef0)
+    metric, scoring = heldout_metrics(y[rows], f, regression)
+    shape = (folds, len(candidates))
+    converged = sol.converged.reshape(shape)
+    metric = np.where(converged, metric.reshape(shape), np.nan)
+    scoring = np.where(converged, scoring.reshape(shape), np.nan)
+    with warnings.catch_warnings():  # a fold or candidate with no converged fit gives NaN, without a word
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fold_scores = np.nanmax(metric, axis=1)
+        mean_scoring = np.nanmean(scoring, axis=0)
+    winner = int(np.argmax(np.where(np.isnan(mean_scoring), -np.inf, mean_scoring)))
+    return FoldScores(metric=metric, scoring=scoring, fold_scores=fold_scores, winner=winner, converged=converged)
