@@ -64,6 +64,8 @@ class DualSolution(NamedTuple):
     objective: (problems,) the dual objective 1/2 a^T Q a + p^T a (libsvm's obj).
     iterations: (problems,) SMO steps taken.
     converged: (problems,) False where max_iter stopped the problem before tol.
+    decision: (problems, n) f at every row of the task (training and held-out), read off the final
+      gradient: the first n entries of Qa = g - p are s_t (f_t - b), so f = s (g - p) + b there.
     """
 
     coef: np.ndarray
@@ -71,6 +73,7 @@ class DualSolution(NamedTuple):
     objective: np.ndarray
     iterations: np.ndarray
     converged: np.ndarray
+    decision: np.ndarray
 
 
 def default_max_iter(n_variables: int) -> int:
@@ -193,7 +196,8 @@ def _solve_one(gram, sign, p, upper, gamma, coef0, degree, *, regression, max_de
                     (jnp.min(jnp.where(ub_set, yg, jnp.inf)) + jnp.max(jnp.where(lb_set, yg, -jnp.inf))) / 2)
     objective = jnp.sum(alpha * (grad + p)) / 2
     coef = alpha[:n] - alpha[n:] if regression else sign * alpha
-    return coef, -rho, objective, it, done
+    decision = (sign * (grad - p))[:n] - rho
+    return coef, -rho, objective, it, done, decision
 
 
 @partial(jax.jit, static_argnames=("regression", "max_degree", "tol", "max_iter"))
@@ -256,31 +260,8 @@ def solve_dual(gram, y, train_mask, C, degree, gamma, coef0, epsilon=None, *, re
             out = _solve_chunk(g, s, p[sl], upper[sl], gamma[sl], coef0[sl], degree[sl].astype(np.int32),
                                regression=regression, max_degree=max_degree, tol=float(tol), max_iter=int(max_iter))
             parts.append([np.asarray(a) for a in out])
-    coef, b, obj, it, done = (np.concatenate(a)[:P] for a in zip(*parts))
-    return DualSolution(coef=coef, intercept=b, objective=obj, iterations=it, converged=done)
-
-
-@partial(jax.jit, static_argnames=("max_degree",))
-def _decision_chunk(gram, rows, coef, intercept, gamma, coef0, degree, *, max_degree):
-    def one(args):
-        r, c, b, gm, c0, dg = args
-        return _poly(gm * gram[r] + c0, dg, max_degree) @ c + b
-    return jax.lax.map(one, (rows, coef, intercept, gamma, coef0, degree))
-
-
-def decision_values(gram, rows, sol: DualSolution, degree, gamma, coef0) -> np.ndarray:
-    """f at chosen rows of the task for each problem: (problems, m) from rows (problems, m) int.
-
-    f(x_r) = sum_t coef_t (gamma G[r, t] + coef0)^degree + b, in float64.
-    """
-    rows = np.asarray(rows)
-    P = rows.shape[0]
-    degree = np.broadcast_to(np.asarray(degree), (P,)).astype(np.int32)
-    gamma, coef0 = (np.broadcast_to(np.asarray(v, np.float64), (P,)) for v in (gamma, coef0))
-    with jax.enable_x64(True):
-        out = _decision_chunk(jnp.asarray(gram, jnp.float64), rows, sol.coef, sol.intercept, gamma, coef0, degree,
-                              max_degree=int(degree.max()))
-        return np.asarray(out)
+    coef, b, obj, it, done, f = (np.concatenate(a)[:P] for a in zip(*parts))
+    return DualSolution(coef=coef, intercept=b, objective=obj, iterations=it, converged=done, decision=f)
 
 
 class FoldScores(NamedTuple):
@@ -348,7 +329,7 @@ def cv_scores(x, y, train, test, candidates: list[Candidate], *, regression: boo
     sol = solve_dual(gram, y, mask[fold_of], C, degree, gamma, coef0, epsilon, regression=regression, tol=tol,
                      max_iter=max_iter)
     rows = np.asarray(test)[fold_of]
-    f = decision_values(gram, rows, sol, degree, gamma, coef0)
+    f = np.take_along_axis(sol.decision, rows, axis=1)
     metric, scoring = heldout_metrics(y[rows], f, regression)
     shape = (folds, len(candidates))
     converged = sol.converged.reshape(shape)
