@@ -22,10 +22,10 @@ from neuco_jax import engine, results
 from neuco_jax.config import Ablations, Config
 from neuco_jax.data import (Benchmark, exclude_fingerprint, labels_fingerprint, load_labels, load_submission,
                             prepare, submission_width)
-from neuco_jax.errors import ConfigError, InputError
+from neuco_jax.errors import InputError
 from neuco_jax.plan import Embeddings, coverage, make_plan, stack_embeddings
 from neuco_jax.plots import write_task_plots
-from neuco_jax.probes import linear, ridge, save_probe
+from neuco_jax.probes import linear, ridge, save_probe, svm
 from neuco_jax.probes.folds import TaskFolds
 from neuco_jax.progress import Progress
 from neuco_jax.runtime import is_writer, select_devices
@@ -128,9 +128,6 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     Returns:
       One RunResult per (method, ablation variant), methods in the given order.
     """
-    if config.probe_type == "svm":
-        raise ConfigError("config key 'probe_type': svm's evaluation is not wired in yet (neuco_jax.probes.svm "
-                          "holds its solver and per-fold scores); use probe_type linear")
     files = [Path(f) for f in submission_files]
     if not files:
         raise InputError("no submission files given; pass at least one")
@@ -193,8 +190,8 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
             for cov, group in itertools.groupby(sorted(benches, key=lambda mb: coverage(mb[1])),
                                                 key=lambda mb: coverage(mb[1])):
                 group = list(group)
-                if config.probe_type == "ridge":
-                    results_of = _ridge_pass(group, config, fractions, timings)
+                if config.probe_type in ("ridge", "svm"):
+                    results_of = _closed_pass(group, config, fractions, timings)
                     compiled_one()
                 else:
                     results_of = _linear_pass(group, config, plans, cov, width, chunk_size, timings, compiled_one)
@@ -291,14 +288,23 @@ def _linear_pass(group, config: Config, plans: dict, cov, width: int, chunk_size
     return results_of
 
 
-def _ridge_pass(group, config: Config, fractions, timings: dict):
-    """Ridge probes for a group of methods: per method and task one compiled program (neuco_jax.probes.ridge).
+def _closed_pass(group, config: Config, fractions, timings: dict):
+    """Ridge or SVM probes for a group of methods, method by method and task by task.
 
+    Ridge: one compiled program per task shape (neuco_jax.probes.ridge); SVM: the search's
+    rounds, each a batched solve of every fold x candidate of the round (neuco_jax.probes.svm;
+    its config allows no ablations, so one label fraction).
     Returns results_of(slot, variant, bench) -> (TaskFolds per task, stored Probes or None).
     """
     t0 = time.perf_counter()
-    fits = [ridge.run(bench, config, fractions) for _, bench in group]
-    stored = [ridge.refit(bench, config) if config.store_probes else None for _, bench in group]
+    if config.probe_type == "ridge":
+        fits = [ridge.run(bench, config, fractions) for _, bench in group]
+        stored = [ridge.refit(bench, config) if config.store_probes else None for _, bench in group]
+    else:
+        (fraction,) = fractions
+        runs = [svm.run(bench, config, fraction, refit=config.store_probes) for _, bench in group]
+        fits = [{fraction: folds} for folds, _ in runs]
+        stored = [probes for _, probes in runs]
     timings["train"] += time.perf_counter() - t0
     return lambda slot, variant, bench: (fits[slot][variant.fraction], stored[slot])
 
@@ -307,13 +313,13 @@ def _write_extras(run_dir: Path, *, config: Config, folds: list[TaskFolds], stor
                   raw_tasks) -> None:
     """Plots (`enable_plots`) and refitted probes (`store_probes`) of one run, into its folder.
 
-    Probes without epochs (ridge) have no loss curves; every kind gets its per-fold figures.
+    Ridge has no curves, the SVM its curves over candidates; every kind gets its per-fold figures.
     """
     by_name = {p.task: p for p in stored or ()}
     for f in folds:
         if config.enable_plots:
             write_task_plots(run_dir / f.name, f.name, f.task_type, f.train_loss, f.test_loss, f.y_test, f.z_test,
-                             metric_rule=f.metric_rule)
+                             metric_rule=f.metric_rule, curve_axis=f.curve_axis)
         if f.name in by_name:
             lo = hi = None
             if config.normalize_labels:  # the label range, so that the stored probe predicts in label units

@@ -40,12 +40,14 @@ def confusion(y_true: np.ndarray, logits: np.ndarray, metric_rule: str = "refere
 
 
 def write_task_plots(folder: Path, task: str, task_type: str, train_loss: np.ndarray, test_loss: np.ndarray,
-                     y_test: list[np.ndarray], logits: list[np.ndarray], metric_rule: str = "reference") -> None:
+                     y_test: list[np.ndarray], logits: list[np.ndarray], metric_rule: str = "reference",
+                     curve_axis: str = "epoch") -> None:
     """Draw one task's figures into `folder`.
 
     Args:
-      train_loss, test_loss: (folds, epochs) mean minibatch loss and held-out loss; None for a
-        probe without epochs (ridge), which gets no loss curves.
+      train_loss, test_loss: (folds, steps) per-fold curves: the mean minibatch loss and held-out loss
+        per epoch, or (curve_axis "candidate", the SVM) the training and held-out 'scoring' per
+        hyperparameter setting, as the reference plots them; None for ridge, which gets no curves.
       y_test, logits: per fold, the held-out labels and the logits at the best epoch.
       metric_rule: the run's F1 rule, which the confusion matrices follow.
     """
@@ -56,7 +58,9 @@ def write_task_plots(folder: Path, task: str, task_type: str, train_loss: np.nda
         for k, curve in enumerate(loss):
             ax.plot(np.arange(1, len(curve) + 1), curve, lw=1, alpha=0.6,
                     label=f"fold {k}" if len(loss) <= 10 else None)
-        ax.set(xlabel="epoch", ylabel="loss", title=f"{task}: {name} loss, {len(loss)} folds")
+        what = "loss" if curve_axis == "epoch" else "scoring"
+        ax.set(xlabel="epoch" if curve_axis == "epoch" else "hyperparameter setting", ylabel=what,
+               title=f"{task}: {name} {what}, {len(loss)} folds")
         if len(loss) <= 10:
             ax.legend(fontsize=7)
         fig.tight_layout()

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from neuco_jax.cli import main
 from neuco_jax.config import SVMParams, config_from_dict, default_config_text, load_config
 from neuco_jax.errors import ConfigError
 
@@ -111,12 +110,3 @@ def test_each_check_is_a_one_line_error_naming_the_key(raw, key):
 def test_unknown_opt_params_keys_warn():
     with pytest.warns(UserWarning, match="opt_params.n_iters"):
         config_from_dict(_with(opt_params={**OPT, "n_iters": 5}))
-
-
-def test_evaluate_with_svm_fails_early_in_one_line(tmp_path, capsys):
-    (tmp_path / "svm.yaml").write_text(default_config_text("svm"))
-    assert main(["evaluate", "--annotation_path", str(tmp_path), "--submission_file", str(tmp_path / "s.csv"),
-                 "--config", str(tmp_path / "svm.yaml"), "--output_dir", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert "svm" in err and "not wired in yet" in err and err.count("\n") == 1
-    assert not (tmp_path / "out").exists()

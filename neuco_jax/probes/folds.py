@@ -10,6 +10,9 @@ import dataclasses
 
 import numpy as np
 
+from neuco_jax.data import Benchmark
+from neuco_jax.plan import shuffle_split
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskFolds:
@@ -19,7 +22,10 @@ class TaskFolds:
     hyperparameters: the result JSON's `hyperparamaters` (sic) for this task
     y_test, z_test: per fold, (t,) held-out labels and decision values (logits) behind the score
     metric_rule: the F1 rule the scores used ("reference" or "logit"), which confusion plots follow
-    train_loss, test_loss: (k, epochs) loss curves, or None for a probe without epochs
+    train_loss, test_loss: (k, steps) per-fold curves, or None: the linear probe's training and
+      held-out loss per epoch; the SVM's training and held-out 'scoring' per candidate (the reference's
+      "loss" curves over hyperparameter settings); None for ridge
+    curve_axis: what the curves' steps are, "epoch" or "candidate"
     """
 
     name: str
@@ -31,3 +37,13 @@ class TaskFolds:
     metric_rule: str
     train_loss: np.ndarray | None = None
     test_loss: np.ndarray | None = None
+    curve_axis: str = "epoch"
+
+
+def shuffle_folds(bench: Benchmark, t: int, k_folds: int, seed: int, fraction: float = 1.0):
+    """The folds of task t as the linear probe's plan draws them: (train (k, m), test (k, t)) positions.
+
+    A label fraction keeps the first round(fraction * n_train) training rows of each fold.
+    """
+    train, test = shuffle_split(len(bench.rows[t]), k_folds, seed)
+    return train[:, :max(1, round(fraction * train.shape[1]))], test

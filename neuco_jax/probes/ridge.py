@@ -44,8 +44,7 @@ import numpy as np
 from neuco_jax.config import Config
 from neuco_jax.data import Benchmark
 from neuco_jax.engine import _heldout_scores
-from neuco_jax.plan import shuffle_split
-from neuco_jax.probes.folds import TaskFolds
+from neuco_jax.probes.folds import TaskFolds, shuffle_folds
 from neuco_jax.probes.stored import Probe
 
 # Folds per batch of the lax.map: bounds memory to a few (d, d) / (m, d) float64 matrices each.
@@ -151,15 +150,6 @@ def fit_task(x: np.ndarray, labels: np.ndarray, is_cls: bool, train: np.ndarray,
                     np.full(k, np.nan))
 
 
-def task_folds(bench: Benchmark, t: int, k_folds: int, seed: int, fraction: float = 1.0):
-    """The folds of task t as the linear probe's plan draws them: (train (k, m), test (k, t)) positions.
-
-    A label fraction keeps the first round(fraction * n_train) training rows of each fold.
-    """
-    train, test = shuffle_split(len(bench.rows[t]), k_folds, seed)
-    return train[:, :max(1, round(fraction * train.shape[1]))], test
-
-
 def run(bench: Benchmark, config: Config, fractions=(1.0,)) -> dict[float, list[TaskFolds]]:
     """Ridge probes for every task and fold of one method, per label fraction.
 
@@ -171,7 +161,7 @@ def run(bench: Benchmark, config: Config, fractions=(1.0,)) -> dict[float, list[
     for fraction in fractions:
         out[fraction] = folds = []
         for t, task in enumerate(bench.tasks):
-            train, test = task_folds(bench, t, config.k_folds, config.seed, fraction)
+            train, test = shuffle_folds(bench, t, config.k_folds, config.seed, fraction)
             fit = fit_task(bench.x[bench.rows[t]], task.labels, task.is_classification, train, test, config.alphas)
             folds.append(TaskFolds(
                 task.name, task.task_type, fit.scores,

@@ -40,6 +40,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from neuco_jax.probes import search
+from neuco_jax.probes.folds import TaskFolds, shuffle_folds
+from neuco_jax.probes.stored import KernelProbe
+
 TOL = 1e-3  # scikit-learn's SVC/SVR tol
 TAU = 1e-12  # libsvm's floor on the pair's curvature
 SVR_EPSILON = 0.1  # scikit-learn's SVR default
@@ -264,21 +268,75 @@ def solve_dual(gram, y, train_mask, C, degree, gamma, coef0, epsilon=None, *, re
     return DualSolution(coef=coef, intercept=b, objective=obj, iterations=it, converged=done, decision=f)
 
 
+class TaskData(NamedTuple):
+    """One task's arrays, shared by every round of its search: built once by `task_data`.
+
+    x: (n, d) float64 rows; y: (n,) -1/+1 (SVC) or real (SVR); gram: (n, n) X X^T;
+    train, test: (folds, n_train), (folds, n_test) positions; mask: (folds, n) training rows;
+    scale: (folds,) gamma 'scale' of each fold's training rows.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    gram: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+    mask: np.ndarray
+    scale: np.ndarray
+
+
+def task_data(x, y, train, test, regression: bool) -> TaskData:
+    """The shared arrays of one task (labels 0/1 or -1/+1 become -1/+1 for SVC)."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    if not regression:
+        y = np.where(y > 0, 1.0, -1.0)
+    train, test = np.asarray(train), np.asarray(test)
+    mask = np.zeros((len(train), len(x)), bool)
+    np.put_along_axis(mask, train, True, axis=1)
+    return TaskData(x, y, gram_matrix(x), train, test, mask, gamma_scale(x, train))
+
+
 class FoldScores(NamedTuple):
     """What the reference's BayesSearchCV reports for one task, for a given list of candidates.
 
     metric: (folds, candidates) held-out F1 of the +1 class or R^2 (scikit-learn's f1 / r2 scorers).
     scoring: (folds, candidates) held-out accuracy or negative mean squared error (the refit criterion).
-    fold_scores: (folds,) a fold's score: the max over candidates of its metric.
-    winner: index of the candidate with the best mean scoring (the refit winner; first of ties).
+    train_scoring: (folds, candidates) the same on the fold's training rows (return_train_score).
+    heldout: (folds, candidates, n_test) held-out decision values.
     converged: (folds, candidates) False where the solver hit max_iter; those cells are NaN, not scored.
     """
 
     metric: np.ndarray
     scoring: np.ndarray
-    fold_scores: np.ndarray
-    winner: int
+    train_scoring: np.ndarray
+    heldout: np.ndarray
     converged: np.ndarray
+
+    @property
+    def fold_scores(self) -> np.ndarray:
+        """(folds,) a fold's score: the max over candidates of its metric (NaN: no converged candidate)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmax(self.metric, axis=1)
+
+    @property
+    def objective(self) -> np.ndarray:
+        """(candidates,) the search's objective: mean 'scoring' over folds (NaN: no converged fold)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(self.scoring, axis=0)
+
+    @property
+    def winner(self) -> int:
+        """The refit winner: the candidate of best mean scoring (the first of ties; NaN ranks last)."""
+        mean = self.objective
+        return int(np.argmax(np.where(np.isnan(mean), -np.inf, mean)))
+
+
+def concatenate(parts: list[FoldScores]) -> FoldScores:
+    """Rounds of a search as one FoldScores, candidates in the order they were fitted."""
+    return FoldScores(*(np.concatenate(a, axis=1) for a in zip(*parts)))
 
 
 def heldout_metrics(y, f, regression: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -299,6 +357,31 @@ def heldout_metrics(y, f, regression: bool) -> tuple[np.ndarray, np.ndarray]:
     return f1, np.mean(pred == pos, axis=-1)
 
 
+def resolved_gamma(candidate: Candidate, scale: float) -> float:
+    """The candidate's gamma, with None ('scale') resolved from the fitted rows."""
+    return scale if candidate.gamma is None else candidate.gamma
+
+
+def fit_candidates(data: TaskData, candidates: list[Candidate], *, regression: bool, tol: float = TOL,
+                   max_iter: int | None = None) -> FoldScores:
+    """Every candidate on every fold of one task, as one batch of problems (fold-major)."""
+    folds, nc = len(data.train), len(candidates)
+    fold_of = np.repeat(np.arange(folds), nc)
+    cand = [candidates[c] for c in np.tile(np.arange(nc), folds)]
+    gamma = np.array([resolved_gamma(c, data.scale[f]) for f, c in zip(fold_of, cand)])
+    C, degree, coef0, epsilon = (np.array([getattr(c, k) for c in cand]) for k in ("C", "degree", "coef0", "epsilon"))
+    sol = solve_dual(data.gram, data.y, data.mask[fold_of], C, degree, gamma, coef0, epsilon, regression=regression,
+                     tol=tol, max_iter=max_iter)
+    test, train = data.test[fold_of], data.train[fold_of]
+    f_test = np.take_along_axis(sol.decision, test, axis=1)
+    metric, scoring = heldout_metrics(data.y[test], f_test, regression)
+    _, train_scoring = heldout_metrics(data.y[train], np.take_along_axis(sol.decision, train, axis=1), regression)
+    converged = sol.converged.reshape(folds, nc)
+    cells = lambda a: np.where(converged, a.reshape(folds, nc), np.nan)  # noqa: E731
+    return FoldScores(metric=cells(metric), scoring=cells(scoring), train_scoring=cells(train_scoring),
+                      heldout=f_test.reshape(folds, nc, -1), converged=converged)
+
+
 def cv_scores(x, y, train, test, candidates: list[Candidate], *, regression: bool, tol: float = TOL,
               max_iter: int | None = None) -> FoldScores:
     """Every candidate on every fold of one task: the reference's per-fold SVM protocol, batched.
@@ -312,32 +395,72 @@ def cv_scores(x, y, train, test, candidates: list[Candidate], *, regression: boo
     Returns:
       FoldScores.
     """
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y, np.float64)
-    if not regression:
-        y = np.where(y > 0, 1.0, -1.0)
-    folds, n = len(train), len(x)
-    mask = np.zeros((folds, n), bool)
-    np.put_along_axis(mask, np.asarray(train), True, axis=1)
-    scale = gamma_scale(x, train)
-    # problems fold-major: problem f * len(candidates) + c
-    fold_of = np.repeat(np.arange(folds), len(candidates))
-    cand = [candidates[c] for c in np.tile(np.arange(len(candidates)), folds)]
-    gamma = np.array([scale[f] if c.gamma is None else c.gamma for f, c in zip(fold_of, cand)])
-    C, degree, coef0, epsilon = (np.array([getattr(c, k) for c in cand]) for k in ("C", "degree", "coef0", "epsilon"))
-    gram = gram_matrix(x)
-    sol = solve_dual(gram, y, mask[fold_of], C, degree, gamma, coef0, epsilon, regression=regression, tol=tol,
-                     max_iter=max_iter)
-    rows = np.asarray(test)[fold_of]
-    f = np.take_along_axis(sol.decision, rows, axis=1)
-    metric, scoring = heldout_metrics(y[rows], f, regression)
-    shape = (folds, len(candidates))
-    converged = sol.converged.reshape(shape)
-    metric = np.where(converged, metric.reshape(shape), np.nan)
-    scoring = np.where(converged, scoring.reshape(shape), np.nan)
-    with warnings.catch_warnings():  # a fold or candidate with no converged fit gives NaN, without a word
-        warnings.simplefilter("ignore", RuntimeWarning)
-        fold_scores = np.nanmax(metric, axis=1)
-        mean_scoring = np.nanmean(scoring, axis=0)
-    winner = int(np.argmax(np.where(np.isnan(mean_scoring), -np.inf, mean_scoring)))
-    return FoldScores(metric=metric, scoring=scoring, fold_scores=fold_scores, winner=winner, converged=converged)
+    return fit_candidates(task_data(x, y, train, test, regression), candidates, regression=regression, tol=tol,
+                          max_iter=max_iter)
+
+
+# The refit winner's parameters as the reference's `hyperparamaters` holds them (scikit-learn's
+# get_params, the keys that describe the fitted model; gamma 'scale' unless searched).
+def _parameters(c: Candidate, regression: bool) -> dict:
+    params = {"C": c.C, "coef0": c.coef0, "degree": c.degree, "gamma": "scale" if c.gamma is None else c.gamma,
+              "kernel": "poly", "tol": TOL}
+    return {**params, "epsilon": c.epsilon} if regression else params
+
+
+def run(bench, config, fraction: float = 1.0, refit: bool = False):
+    """The SVM probe for every task of one method: the search, its per-fold scores and (refit) stored probes.
+
+    Per task: the folds of the linear probe (ShuffleSplit(k_folds, test_size 0.1, seed)); the
+    search (neuco_jax.probes.search) spends `n_iter` candidates, each fitted on every fold;
+    a fold's score is the max over candidates of its held-out F1 / R^2; the refit winner (best
+    mean held-out accuracy / negative MSE) is refitted on all of the task's rows. Fits that
+    reach the step cap are left out of every max and mean, counted, and reported with a warning.
+
+    Args:
+      bench: the method's Benchmark; config: the run's Config (probe_type svm).
+      fraction: the label fraction: each fold trains on its first round(fraction * n_train) rows.
+      refit: also return the refitted winners as stored probes (`store_probes`).
+
+    Returns:
+      (TaskFolds per task, KernelProbes per task or None). Each TaskFolds' train_loss /
+      test_loss are the reference's per-fold curves over candidates (training and held-out
+      'scoring'); its held-out values are those of the candidate that gave the fold's score.
+    """
+    params = config.svm
+    seed = config.seed if params.random_state is None else params.random_state
+    folds, probes = [], []
+    for t, task in enumerate(bench.tasks):
+        regression = not task.is_classification
+        train, test = shuffle_folds(bench, t, config.k_folds, config.seed, fraction)
+        data = task_data(bench.x[bench.rows[t]], task.labels, train, test, regression)
+        rounds = []
+
+        def evaluate(points):
+            rounds.append(fit_candidates(data, [Candidate(**p) for p in points], regression=regression))
+            return rounds[-1].objective
+
+        candidates = [Candidate(**p) for p in search.search(params, regression, seed, evaluate)]
+        scores = concatenate(rounds)
+        failed = int((~scores.converged).sum())
+        if failed:
+            warnings.warn(f"task '{task.name}': {failed} of {scores.converged.size} SVM fits stopped at the step "
+                          f"cap before converging; they are not scored", stacklevel=2)
+        winner = candidates[scores.winner]
+        hyper = {**_parameters(winner, regression), "candidates": len(candidates), "fits_not_converged": failed}
+        best = np.argmax(np.where(np.isnan(scores.metric), -np.inf, scores.metric), axis=1)
+        folds.append(TaskFolds(
+            task.name, task.task_type, scores.fold_scores, hyper, [task.labels[f] for f in test],
+            [scores.heldout[k, c] for k, c in enumerate(best)], metric_rule="logit",
+            train_loss=scores.train_scoring, test_loss=scores.scoring, curve_axis="candidate"))
+        if refit:
+            everything = np.arange(len(data.x))[None]
+            gamma = resolved_gamma(winner, gamma_scale(data.x, everything)[0])
+            sol = solve_dual(data.gram, data.y, np.ones((1, len(data.x)), bool), winner.C, winner.degree, gamma,
+                             winner.coef0, winner.epsilon, regression=regression)
+            support = np.flatnonzero(sol.coef[0])
+            probes.append(KernelProbe(
+                task=task.name, task_type=task.task_type, support_vectors=bench.x[bench.rows[t]][support],
+                dual_coef=sol.coef[0, support], b=float(sol.intercept[0]), gamma=float(gamma),
+                coef0=float(winner.coef0), degree=int(winner.degree), mean=bench.mean, std=bench.std,
+                hyperparameters={**hyper, "refit_rows": len(data.x), "refit_converged": bool(sol.converged[0])}))
+    return folds, (probes if refit else None)
