@@ -12,10 +12,12 @@ from neuco_jax import load_probe
 from neuco_jax.cli import main
 from neuco_jax.config import SVMParams, config_from_dict, default_config_text
 from neuco_jax.data import load_labels, load_submission, prepare
+from neuco_jax.leaderboard import write_leaderboard
 from neuco_jax.pipeline import evaluate
 from neuco_jax.plan import shuffle_split
 from neuco_jax.probes import search
 from neuco_jax.probes.svm import Candidate
+from neuco_jax.protocol import MixedProtocolsError
 from neuco_jax.synthetic import make_benchmark
 
 TASKS = ["biomass_mean", "random_cls"]
@@ -191,3 +193,13 @@ def test_the_packaged_sample_config_runs_from_the_command_line(bench, tmp_path):
                  "--output_dir", str(tmp_path / "out")]) == 0
     result, = (tmp_path / "out").rglob("random_cls_result.json")
     assert json.loads(result.read_text())["hyperparamaters"]["candidates"] == 5
+
+
+def test_the_leaderboard_keeps_svm_and_ridge_runs_apart(bench, tmp_path):
+    svm_config = _config(3, 3, task_filter=["random_cls"])
+    ridge_config = config_from_dict({"k_folds": 3, "probe_type": "ridge", "task_filter": ["random_cls"]})
+    for config, name in ((svm_config, "a_svm"), (ridge_config, "a_ridge")):
+        evaluate(bench.submissions["method_a"], bench.labels_dir, config, output_dir=tmp_path, method_name=name)
+    with pytest.raises(MixedProtocolsError, match="probe_type") as e:
+        write_leaderboard(tmp_path, "results")
+    assert "\n" not in str(e.value)
