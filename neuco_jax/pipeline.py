@@ -23,6 +23,7 @@ from neuco_jax.config import Ablations, Config
 from neuco_jax.data import (Benchmark, exclude_fingerprint, labels_fingerprint, load_labels, load_submission,
                             prepare, submission_width)
 from neuco_jax.errors import InputError
+from neuco_jax.fold_scores import write_fold_scores
 from neuco_jax.plan import Embeddings, coverage, make_plan, stack_embeddings
 from neuco_jax.plots import write_task_plots
 from neuco_jax.probes import linear, ridge, save_probe, svm
@@ -311,10 +312,11 @@ def _closed_pass(group, config: Config, fractions, timings: dict):
 
 def _write_extras(run_dir: Path, *, config: Config, folds: list[TaskFolds], stored, bench: Benchmark,
                   raw_tasks) -> None:
-    """Plots (`enable_plots`) and refitted probes (`store_probes`) of one run, into its folder.
+    """Fold scores (always), plots (`enable_plots`) and refitted probes (`store_probes`), into a run folder.
 
     Ridge has no curves, the SVM its curves over candidates; every kind gets its per-fold figures.
     """
+    write_fold_scores(run_dir, folds)
     by_name = {p.task: p for p in stored or ()}
     for f in folds:
         if config.enable_plots:

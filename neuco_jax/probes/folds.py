@@ -26,6 +26,8 @@ class TaskFolds:
       held-out loss per epoch; the SVM's training and held-out 'scoring' per candidate (the reference's
       "loss" curves over hyperparameter settings); None for ridge
     curve_axis: what the curves' steps are, "epoch" or "candidate"
+    epoch_scores: (k, epochs) held-out score after each epoch (the linear probe), or None (ridge, SVM)
+    n_train: training rows of each fold (after a label fraction), or None where the probe does not say
     """
 
     name: str
@@ -38,6 +40,8 @@ class TaskFolds:
     train_loss: np.ndarray | None = None
     test_loss: np.ndarray | None = None
     curve_axis: str = "epoch"
+    epoch_scores: np.ndarray | None = None
+    n_train: int | None = None
 
 
 def shuffle_folds(bench: Benchmark, t: int, k_folds: int, seed: int, fraction: float = 1.0):

@@ -40,7 +40,8 @@ def task_folds(plan: ProbePlan, probes: ProbeScores, slot: int, lr_index: int, f
             task_name, task.task_type, best, hyperparameters,
             [plan.y[plan.test[p, :plan.n_test[p]]] for p in ps],
             [probes.best_logits[slot, p, :plan.n_test[p]] for p in ps], plan.metric_rule,
-            probes.train_loss[slot, ps.start:ps.stop, :epochs], probes.test_loss[slot, ps.start:ps.stop, :epochs]))
+            probes.train_loss[slot, ps.start:ps.stop, :epochs], probes.test_loss[slot, ps.start:ps.stop, :epochs],
+            epoch_scores=probes.epoch_scores[slot, ps.start:ps.stop, :epochs], n_train=int(plan.n_train[ps.start])))
     return out
 
 

@@ -166,7 +166,7 @@ def run(bench: Benchmark, config: Config, fractions=(1.0,)) -> dict[float, list[
             folds.append(TaskFolds(
                 task.name, task.task_type, fit.scores,
                 {"alphas": list(config.alphas), "alpha_per_fold": fit.alpha.tolist()},
-                [task.labels[f] for f in test], list(fit.z), metric_rule="logit"))
+                [task.labels[f] for f in test], list(fit.z), metric_rule="logit", n_train=train.shape[1]))
     return out
 
 

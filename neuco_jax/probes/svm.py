@@ -451,7 +451,7 @@ def run(bench, config, fraction: float = 1.0, refit: bool = False):
         folds.append(TaskFolds(
             task.name, task.task_type, scores.fold_scores, hyper, [task.labels[f] for f in test],
             [scores.heldout[k, c] for k, c in enumerate(best)], metric_rule="logit",
-            train_loss=scores.train_scoring, test_loss=scores.scoring, curve_axis="candidate"))
+            train_loss=scores.train_scoring, test_loss=scores.scoring, curve_axis="candidate", n_train=train.shape[1]))
         if refit:
             everything = np.arange(len(data.x))[None]
             gamma = resolved_gamma(winner, gamma_scale(data.x, everything)[0])
