@@ -29,11 +29,14 @@ SHUFFLES = ("per_fold", "shared")  # how folds order their minibatches (neuco_ja
 # How held-out F1 counts a logit as positive: "reference" as torchmetrics' BinaryF1Score (> 0.5
 # when every held-out logit of the fold lies in [0, 1], else > 0), "logit": > 0 always.
 METRIC_RULES = ("reference", "logit")
+# How a fold picks its epoch (linear) or candidate (svm): "test_fold", the reference's, on the fold's
+# own held-out rows; "nested" on an inner validation split of its training rows (neuco_jax.plan.make_plan).
+SELECTIONS = ("test_fold", "nested")
 TOP_KEYS = {
     "k_folds", "probe_type", "probe_params", "embedding_dim", "standardize_embeddings",
     "normalize_labels", "enable_plots", "update_leaderboard", "output_fold_results",
     "store_probes", "store_models", "task_filter", "device", "seed", "shuffle", "ablations", "label_fraction",
-    "metric_rule",
+    "metric_rule", "selection",
     # The reference's first sample config kept the probe keys at the top level.
     "batch_size", "epochs", "learning_rate",
 }
@@ -89,6 +92,7 @@ class Config:
     shuffle: str = "per_fold"
     label_fraction: float = 1.0
     metric_rule: str = "reference"
+    selection: str = "test_fold"
     ablations: Ablations = Ablations()
     alphas: tuple[float, ...] = RIDGE_ALPHAS  # probe_type ridge: probe_params.alphas
     svm: SVMParams | None = None  # probe_type svm: its probe_params
@@ -205,6 +209,12 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
     metric_rule = raw.get("metric_rule", "reference")
     if metric_rule not in METRIC_RULES:
         raise ConfigError(f"config key 'metric_rule': got {metric_rule!r}, expected one of {', '.join(METRIC_RULES)}")
+    selection = raw.get("selection", "test_fold")
+    if selection not in SELECTIONS:
+        raise ConfigError(f"config key 'selection': got {selection!r}, expected one of {', '.join(SELECTIONS)}")
+    if selection == "nested" and probe_type == "ridge":
+        raise ConfigError("config key 'selection': ridge already chooses alpha on each fold's training rows "
+                          "(leave-one-out); remove selection or use probe_type linear or svm")
     ablations = _ablations(raw.get("ablations"), params["epochs"], source)
     alphas = _ridge_alphas(probe) if probe_type == "ridge" else RIDGE_ALPHAS
     svm = svm_params(probe, source) if probe_type == "svm" else None
@@ -222,7 +232,7 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
     return Config(k_folds=k_folds, batch_size=params["batch_size"], epochs=params["epochs"],
                   learning_rate=float(lr), device=device, embedding_dim=dim,
                   task_filter=task_filter, seed=seed, shuffle=shuffle, label_fraction=float(fraction),
-                  metric_rule=metric_rule, probe_type=probe_type, alphas=alphas, svm=svm,
+                  metric_rule=metric_rule, selection=selection, probe_type=probe_type, alphas=alphas, svm=svm,
                   ablations=ablations, **flags)
 
 

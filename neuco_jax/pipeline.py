@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import logging
 import time
 import warnings
@@ -203,11 +204,12 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
                     for v, variant in enumerate(_variants(config, names[i], d)):
                         folds, stored = results_of(slot, variant, bench)
                         scores = [task_score(f.name, f.task_type, f.scores) for f in folds]
+                        record = {**protocol_record, **_optimism(folds)}
                         extras = partial(_write_extras, config=config, folds=folds, stored=stored,
                                          bench=bench, raw_tasks=tasks)
                         # In a multi-process run every process holds all scores; the first writes them.
                         run_dir = (results.write_run(output_dir, phase, variant.name, scores, variant.config,
-                                                     fill=extras, extensions=protocol_record,
+                                                     fill=extras, extensions=record,
                                                      hyperparameters={f.name: f.hyperparameters for f in folds})
                                    if is_writer() else None)
                         out[m, v] = RunResult(variant.name, run_dir, scores, variant.config, timings)
@@ -226,6 +228,17 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
         timings["write"] += time.perf_counter() - t0
     log.info("sweep of %d runs: %s", len(out), ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     return [dataclasses.replace(out[key], leaderboard=board) for key in sorted(out)]
+
+
+def _optimism(folds: list[TaskFolds]) -> dict:
+    """`selection_optimism` for a nested run: per task, the mean over folds of the reference's
+    selection (best on the fold's held-out rows) minus the nested one, of the same probes."""
+    if not any(f.test_fold_scores is not None for f in folds):
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a task whose folds all failed: NaN
+        gaps = {f.name: float(np.nanmean(np.subtract(f.test_fold_scores, f.scores, dtype=np.float64))) for f in folds}
+    return {"selection_optimism": {name: None if math.isnan(v) else v for name, v in gaps.items()}}
 
 
 def _run(plan, emb: Embeddings, config: Config, timings: dict, compiled_one) -> engine.ProbeScores:
@@ -261,7 +274,8 @@ def _linear_pass(group, config: Config, plans: dict, cov, width: int, chunk_size
         plans[cov] = make_plan(group[0][1], k_folds=config.k_folds, epochs=config.epochs,
                                batch_size=config.batch_size, learning_rates=lrs,
                                label_fractions=fractions, seed=config.seed, dim=width,
-                               shuffle=config.shuffle, metric_rule=config.metric_rule)
+                               shuffle=config.shuffle, metric_rule=config.metric_rule,
+                               selection=config.selection)
     plan = plans[cov]
     # Pad to the chunk size by repeating a method: every pass has the same shapes.
     padded = [b for _, b in group] + [group[-1][1]] * (chunk_size - len(group))

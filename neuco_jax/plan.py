@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-from neuco_jax.config import METRIC_RULES, SHUFFLES
+from neuco_jax.config import METRIC_RULES, SELECTIONS, SHUFFLES
 from neuco_jax.data import Benchmark
 from neuco_jax.errors import InputError
 
@@ -43,7 +43,12 @@ class ProbePlan:
 
     Probes are grouped into entries: one entry per (task, label fraction),
     holding `group = learning rates x folds` probes (probe index inside an
-    entry: lr_index * k_folds + fold). All probes of an entry share its
+    entry: lr_index * k_folds + fold). With `selection` "nested" every
+    learning rate appears twice (`learning_rates` is the config's, repeated):
+    the first block's probes hold out the fold's held-out rows, the second's
+    (twins: the same training rows, order, initial weights and learning rate,
+    so the same weights at every epoch) an inner validation split of the
+    fold's training rows, on which the epoch is chosen. All probes of an entry share its
     training-set size and step together. Samples are the rows of all
     tasks laid end to end (a task's samples are contiguous, in label-file
     order); `Embeddings.sample_row` maps each sample to a method's x row.
@@ -85,6 +90,8 @@ class ProbePlan:
     entries: (task name, label fraction) of each entry, in probe order
     metric_rule: how held-out F1 counts a logit as positive (config key `metric_rule`;
                  the engine passes it as a runtime value, see engine.predicted_positive)
+    selection: "test_fold" or "nested" (config key `selection`): whether the second half of
+               `learning_rates` are twins scoring an inner validation split (above)
     """
 
     y: np.ndarray
@@ -109,6 +116,7 @@ class ProbePlan:
     k_folds: int
     batch_size: int
     metric_rule: str = "reference"
+    selection: str = "test_fold"
 
     @property
     def epochs(self) -> int:
@@ -170,10 +178,24 @@ def stack_embeddings(benches: list[Benchmark], width: int | None = None) -> Embe
     return Embeddings(x=x, sample_row=sample_row, dims=np.asarray(dims, np.int32))
 
 
+def inner_split(train: np.ndarray, test: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """`selection: nested`: each fold's inner validation split, the last n_test of its training positions.
+
+    train, test: (folds, n_train), (folds, n_test) as shuffle_split gives them (training positions in
+    random order). Returns (folds, n_train - n_test) training and (folds, n_test) validation positions:
+    as many validation rows as held-out ones, so that a fold's probes all score the same count.
+    """
+    n_val = test.shape[1]
+    if train.shape[1] - n_val < 1:
+        raise InputError(f"task '{task}': {train.shape[1] + n_val} rows leave no training rows beside a held-out "
+                         f"and an inner validation split; selection nested needs at least 3 labelled rows")
+    return train[:, :-n_val], train[:, -n_val:]
+
+
 def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
               learning_rates=(0.001,), label_fractions=(1.0,), seed: int = 42,
               dim: int | None = None, refit: bool = False, shuffle: str = "per_fold",
-              metric_rule: str = "reference") -> ProbePlan:
+              metric_rule: str = "reference", selection: str = "test_fold") -> ProbePlan:
     """Build the padded probe plan for every task, label fraction, learning rate and fold.
 
     Folds follow ShuffleSplit(random_state=seed) per task, exactly as the
@@ -192,11 +214,18 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
     correlated, which narrows their spread; see ProbePlan).
 
     metric_rule: "reference" (torchmetrics' BinaryF1Score) or "logit" (positive iff logit > 0).
+
+    selection: "test_fold" (the reference's: a fold's epoch is chosen on its held-out rows) or
+    "nested": the last n_test of each fold's (randomly ordered) training rows are its inner
+    validation split (as many rows as it holds out), the probe trains on the rest (a label fraction keeps the first
+    round(f * rest)), and twin probes score the validation split (see ProbePlan).
     """
     if shuffle not in SHUFFLES:
         raise InputError(f"shuffle '{shuffle}' must be one of {', '.join(SHUFFLES)}")
     if metric_rule not in METRIC_RULES:
         raise InputError(f"metric_rule '{metric_rule}' must be one of {', '.join(METRIC_RULES)}")
+    if selection not in SELECTIONS:
+        raise InputError(f"selection '{selection}' must be one of {', '.join(SELECTIONS)}")
     dim = dim or bench.x.shape[1]
     sizes = [len(r) for r in bench.rows]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -206,20 +235,27 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
     for task, n in zip(bench.tasks, sizes):
         if refit:
             everything = np.random.RandomState(seed).permutation(n)[None]
-            folds.append((everything, everything))
+            folds.append((everything, everything, everything))
             continue
         try:
-            folds.append(shuffle_split(n, k_folds, seed))
+            train_pos, test_pos = shuffle_split(n, k_folds, seed)
         except InputError as e:
             raise InputError(f"task '{task.name}': {e}") from None
+        val_pos = test_pos
+        if selection == "nested":
+            train_pos, val_pos = inner_split(train_pos, test_pos, task.name)
+        folds.append((train_pos, test_pos, val_pos))
     for f in label_fractions:
         if not 0 < f <= 1:
             raise InputError(f"label fraction {f} must be in (0, 1]")
     entries = [(t, f) for t in range(len(sizes)) for f in label_fractions]
     n_train = [max(1, round(f * folds[t][0].shape[1])) for t, f in entries]
-    n_test = [folds[t][1].shape[1] for t, _ in entries]
-    test_slots = batch_size * max(math.ceil(n / batch_size) for n in n_test)
+    # Nested twins: the learning-rate blocks repeated, the second copy holding out the validation split.
+    twin = [False] * len(learning_rates) + [True] * (len(learning_rates) if selection == "nested" and not refit else 0)
+    learning_rates = tuple(learning_rates) * (len(twin) // len(learning_rates))
     n_lr, group = len(learning_rates), len(learning_rates) * k_folds
+    heldout = [folds[t][2 if twin[l] else 1] for t, _ in entries for l in range(n_lr)]  # per block: (k, t)
+    test_slots = batch_size * max(math.ceil(h.shape[1] / batch_size) for h in heldout)
 
     shuffles, members, spans = [], [], []
     n_probes = len(entries) * group
@@ -232,7 +268,7 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
         init = np.random.default_rng([seed, key, 0])
         b_unit = init.uniform(-1, 1, k_folds)
         w_unit = init.uniform(-1, 1, (dim, k_folds)).T
-        train_pos, test_pos = folds[t]
+        train_pos = folds[t][0]
         member = np.zeros((n, k_folds), bool)
         member[train_pos[:, :m], np.arange(k_folds)[:, None]] = True  # a label fraction keeps the first m
         # Orders are drawn epoch-major (a plan of fewer epochs is a prefix of this one);
@@ -251,7 +287,8 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
         members.append(member)
         for l in range(n_lr):
             probes = slice(e * group + l * k_folds, e * group + (l + 1) * k_folds)
-            test[probes, :test_pos.shape[1]] = test_pos + offsets[t]
+            rows = heldout[e * n_lr + l]
+            test[probes, :rows.shape[1]] = rows + offsets[t]
             w0[probes], b0[probes] = w_unit, b_unit
 
     # Per-fold orders hold each minibatch in one window of batch_size positions.
@@ -286,13 +323,15 @@ def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
         offset=np.asarray([offsets[t] for t, _ in entries], np.int32),
         n_rows=np.asarray([sizes[t] for t, _ in entries], np.int32),
         shuffle=orders, member=member, n_units=n_units, start=start, step=step, last=last, window=window,
-        n_train=per_probe(n_train).astype(np.int32), test=test, n_test=per_probe(n_test).astype(np.int32),
+        n_train=per_probe(n_train).astype(np.int32), test=test,
+        n_test=np.repeat([h.shape[1] for h in heldout], k_folds).astype(np.int32),
         is_cls=per_probe([bench.tasks[t].is_classification for t, _ in entries]),
         lr=np.tile(np.repeat(np.asarray(learning_rates, np.float32), k_folds), len(entries)),
         w0=w0, b0=b0,
         entries=tuple((bench.tasks[t].name, f) for t, f in entries),
         learning_rates=tuple(float(v) for v in learning_rates),
         k_folds=k_folds, batch_size=batch_size, metric_rule=metric_rule,
+        selection="test_fold" if refit else selection,
     )
 
 

@@ -8,7 +8,7 @@ each run's results_summary.json:
     k_folds, probe_type, every probe_params key except device (batch_size,
     epochs and learning_rate of the linear probe; an SVM config compares its
     own search space), embedding_dim, standardize_embeddings,
-    normalize_labels, seed, shuffle, label_fraction and metric_rule. A key the
+    normalize_labels, seed, shuffle, label_fraction, metric_rule and selection. A key the
     config lacks means what the program does without it (Config's default,
     metric_rule "reference"), so the reference's own configs compare with
     neuco_jax's;
@@ -47,7 +47,7 @@ NOT_RECORDED = "not recorded"
 FINGERPRINT_KEYS = ("labels_fingerprint", "exclude_fingerprint")
 # Scoring keys at the top level of a recorded config, in the order messages list them.
 _CONFIG_KEYS = ("k_folds", "probe_type", "embedding_dim", "standardize_embeddings", "normalize_labels",
-                "seed", "shuffle", "label_fraction", "metric_rule")
+                "seed", "shuffle", "label_fraction", "metric_rule", "selection")
 # The reference's first sample config kept the probe keys at the top level.
 _FLAT_PROBE_KEYS = ("batch_size", "epochs", "learning_rate")
 _EXAMPLES = 2  # runs named per value in a message

@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 
 from neuco_jax.data import Benchmark
-from neuco_jax.plan import shuffle_split
+from neuco_jax.plan import inner_split, shuffle_split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +28,8 @@ class TaskFolds:
     curve_axis: what the curves' steps are, "epoch" or "candidate"
     epoch_scores: (k, epochs) held-out score after each epoch (the linear probe), or None (ridge, SVM)
     n_train: training rows of each fold (after a label fraction), or None where the probe does not say
+    test_fold_scores: (k,) with `selection: nested`, the same probes' scores under the reference's
+      selection (the best epoch or candidate on the fold's held-out rows), or None: `scores` are those
     """
 
     name: str
@@ -42,12 +44,19 @@ class TaskFolds:
     curve_axis: str = "epoch"
     epoch_scores: np.ndarray | None = None
     n_train: int | None = None
+    test_fold_scores: np.ndarray | None = None
 
 
-def shuffle_folds(bench: Benchmark, t: int, k_folds: int, seed: int, fraction: float = 1.0):
-    """The folds of task t as the linear probe's plan draws them: (train (k, m), test (k, t)) positions.
+def shuffle_folds(bench: Benchmark, t: int, k_folds: int, seed: int, fraction: float = 1.0,
+                  selection: str = "test_fold"):
+    """The folds of task t as the linear probe's plan draws them: train (k, m), test (k, t), validation.
 
-    A label fraction keeps the first round(fraction * n_train) training rows of each fold.
+    With selection "nested" the validation positions (k, t) are split off the training ones first
+    (neuco_jax.plan.inner_split); else validation is None. A label fraction then keeps the first
+    round(fraction * n_train) training rows of each fold.
     """
     train, test = shuffle_split(len(bench.rows[t]), k_folds, seed)
-    return train[:, :max(1, round(fraction * train.shape[1]))], test
+    val = None
+    if selection == "nested":
+        train, val = inner_split(train, test, bench.tasks[t].name)
+    return train[:, :max(1, round(fraction * train.shape[1]))], test, val

@@ -161,7 +161,7 @@ def run(bench: Benchmark, config: Config, fractions=(1.0,)) -> dict[float, list[
     for fraction in fractions:
         out[fraction] = folds = []
         for t, task in enumerate(bench.tasks):
-            train, test = shuffle_folds(bench, t, config.k_folds, config.seed, fraction)
+            train, test, _ = shuffle_folds(bench, t, config.k_folds, config.seed, fraction)
             fit = fit_task(bench.x[bench.rows[t]], task.labels, task.is_classification, train, test, config.alphas)
             folds.append(TaskFolds(
                 task.name, task.task_type, fit.scores,

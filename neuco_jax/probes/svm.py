@@ -273,7 +273,9 @@ class TaskData(NamedTuple):
 
     x: (n, d) float64 rows; y: (n,) -1/+1 (SVC) or real (SVR); gram: (n, n) X X^T;
     train, test: (folds, n_train), (folds, n_test) positions; mask: (folds, n) training rows;
-    scale: (folds,) gamma 'scale' of each fold's training rows.
+    scale: (folds,) gamma 'scale' of each fold's training rows;
+    outer: (folds, n_outer) positions scored beside `test`, or None: with selection nested `test` is
+      the inner validation split (candidates are chosen on it) and `outer` the fold's held-out rows.
     """
 
     x: np.ndarray
@@ -283,9 +285,10 @@ class TaskData(NamedTuple):
     test: np.ndarray
     mask: np.ndarray
     scale: np.ndarray
+    outer: np.ndarray | None = None
 
 
-def task_data(x, y, train, test, regression: bool) -> TaskData:
+def task_data(x, y, train, test, regression: bool, outer=None) -> TaskData:
     """The shared arrays of one task (labels 0/1 or -1/+1 become -1/+1 for SVC)."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
@@ -294,7 +297,8 @@ def task_data(x, y, train, test, regression: bool) -> TaskData:
     train, test = np.asarray(train), np.asarray(test)
     mask = np.zeros((len(train), len(x)), bool)
     np.put_along_axis(mask, train, True, axis=1)
-    return TaskData(x, y, gram_matrix(x), train, test, mask, gamma_scale(x, train))
+    return TaskData(x, y, gram_matrix(x), train, test, mask, gamma_scale(x, train),
+                    None if outer is None else np.asarray(outer))
 
 
 class FoldScores(NamedTuple):
@@ -305,6 +309,7 @@ class FoldScores(NamedTuple):
     train_scoring: (folds, candidates) the same on the fold's training rows (return_train_score).
     heldout: (folds, candidates, n_test) held-out decision values.
     converged: (folds, candidates) False where the solver hit max_iter; those cells are NaN, not scored.
+    outer_metric, outer_heldout: as metric and heldout on TaskData.outer's rows, or None.
     """
 
     metric: np.ndarray
@@ -312,13 +317,13 @@ class FoldScores(NamedTuple):
     train_scoring: np.ndarray
     heldout: np.ndarray
     converged: np.ndarray
+    outer_metric: np.ndarray | None = None
+    outer_heldout: np.ndarray | None = None
 
     @property
     def fold_scores(self) -> np.ndarray:
         """(folds,) a fold's score: the max over candidates of its metric (NaN: no converged candidate)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmax(self.metric, axis=1)
+        return _best_per_fold(self.metric)
 
     @property
     def objective(self) -> np.ndarray:
@@ -334,9 +339,15 @@ class FoldScores(NamedTuple):
         return int(np.argmax(np.where(np.isnan(mean), -np.inf, mean)))
 
 
+def _best_per_fold(metric: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a fold with no converged candidate: NaN
+        return np.nanmax(metric, axis=1)
+
+
 def concatenate(parts: list[FoldScores]) -> FoldScores:
     """Rounds of a search as one FoldScores, candidates in the order they were fitted."""
-    return FoldScores(*(np.concatenate(a, axis=1) for a in zip(*parts)))
+    return FoldScores(*(None if a[0] is None else np.concatenate(a, axis=1) for a in zip(*parts)))
 
 
 def heldout_metrics(y, f, regression: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -372,14 +383,19 @@ def fit_candidates(data: TaskData, candidates: list[Candidate], *, regression: b
     C, degree, coef0, epsilon = (np.array([getattr(c, k) for c in cand]) for k in ("C", "degree", "coef0", "epsilon"))
     sol = solve_dual(data.gram, data.y, data.mask[fold_of], C, degree, gamma, coef0, epsilon, regression=regression,
                      tol=tol, max_iter=max_iter)
-    test, train = data.test[fold_of], data.train[fold_of]
-    f_test = np.take_along_axis(sol.decision, test, axis=1)
-    metric, scoring = heldout_metrics(data.y[test], f_test, regression)
-    _, train_scoring = heldout_metrics(data.y[train], np.take_along_axis(sol.decision, train, axis=1), regression)
     converged = sol.converged.reshape(folds, nc)
     cells = lambda a: np.where(converged, a.reshape(folds, nc), np.nan)  # noqa: E731
-    return FoldScores(metric=cells(metric), scoring=cells(scoring), train_scoring=cells(train_scoring),
-                      heldout=f_test.reshape(folds, nc, -1), converged=converged)
+
+    def scored(rows):  # (folds, t) positions -> metric, scoring (folds, candidates), decisions (folds, nc, t)
+        f = np.take_along_axis(sol.decision, rows[fold_of], axis=1)
+        metric, scoring = heldout_metrics(data.y[rows[fold_of]], f, regression)
+        return cells(metric), cells(scoring), f.reshape(folds, nc, -1)
+
+    metric, scoring, f_test = scored(data.test)
+    _, train_scoring, _ = scored(data.train)
+    outer_metric, _, f_outer = scored(data.outer) if data.outer is not None else (None, None, None)
+    return FoldScores(metric=metric, scoring=scoring, train_scoring=train_scoring, heldout=f_test,
+                      converged=converged, outer_metric=outer_metric, outer_heldout=f_outer)
 
 
 def cv_scores(x, y, train, test, candidates: list[Candidate], *, regression: bool, tol: float = TOL,
@@ -415,6 +431,10 @@ def run(bench, config, fraction: float = 1.0, refit: bool = False):
     a fold's score is the max over candidates of its held-out F1 / R^2; the refit winner (best
     mean held-out accuracy / negative MSE) is refitted on all of the task's rows. Fits that
     reach the step cap are left out of every max and mean, counted, and reported with a warning.
+    With `selection: nested` each fold trains on its training rows less an inner validation split
+    (neuco_jax.plan.inner_split), the search's objective and the refit winner are read on the
+    validation splits, and a fold's score is its held-out F1 / R^2 at the candidate that scores
+    best on its validation split (the test_fold rule's max over candidates is kept beside it).
 
     Args:
       bench: the method's Benchmark; config: the run's Config (probe_type svm).
@@ -431,8 +451,11 @@ def run(bench, config, fraction: float = 1.0, refit: bool = False):
     folds, probes = [], []
     for t, task in enumerate(bench.tasks):
         regression = not task.is_classification
-        train, test = shuffle_folds(bench, t, config.k_folds, config.seed, fraction)
-        data = task_data(bench.x[bench.rows[t]], task.labels, train, test, regression)
+        train, test, val = shuffle_folds(bench, t, config.k_folds, config.seed, fraction, config.selection)
+        nested = val is not None
+        # Nested: candidates are scored (and chosen) on the validation split, the held-out rows are `outer`.
+        data = task_data(bench.x[bench.rows[t]], task.labels, train, val if nested else test, regression,
+                         outer=test if nested else None)
         rounds = []
 
         def evaluate(points):
@@ -447,11 +470,20 @@ def run(bench, config, fraction: float = 1.0, refit: bool = False):
                           f"cap before converging; they are not scored", stacklevel=2)
         winner = candidates[scores.winner]
         hyper = {**_parameters(winner, regression), "candidates": len(candidates), "fits_not_converged": failed}
+        # The candidate behind each fold's score: the best on the held-out rows, or (nested) on validation.
         best = np.argmax(np.where(np.isnan(scores.metric), -np.inf, scores.metric), axis=1)
+        fold_scores, heldout, test_fold = scores.fold_scores, scores.heldout, None
+        if nested:
+            k = np.arange(len(best))
+            test_fold = _best_per_fold(scores.outer_metric)
+            fold_scores = np.where(np.isnan(scores.metric).all(axis=1), np.nan, scores.outer_metric[k, best])
+            heldout = scores.outer_heldout
+            hyper = {**hyper, "selection": "nested", "selected_candidates": best.tolist()}
         folds.append(TaskFolds(
-            task.name, task.task_type, scores.fold_scores, hyper, [task.labels[f] for f in test],
-            [scores.heldout[k, c] for k, c in enumerate(best)], metric_rule="logit",
-            train_loss=scores.train_scoring, test_loss=scores.scoring, curve_axis="candidate", n_train=train.shape[1]))
+            task.name, task.task_type, fold_scores, hyper, [task.labels[f] for f in test],
+            [heldout[k, c] for k, c in enumerate(best)], metric_rule="logit",
+            train_loss=scores.train_scoring, test_loss=scores.scoring, curve_axis="candidate", n_train=train.shape[1],
+            test_fold_scores=test_fold))
         if refit:
             everything = np.arange(len(data.x))[None]
             gamma = resolved_gamma(winner, gamma_scale(data.x, everything)[0])
