@@ -47,6 +47,7 @@ import optax
 
 from neuco_jax import native
 from neuco_jax.plan import Embeddings, ProbePlan
+from neuco_jax.runtime import global_array
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +346,7 @@ def _device_arrays(plan: ProbePlan, emb: Embeddings, mesh) -> tuple:
         return pad(a.reshape((entries, group) + a.shape[1:]))
 
     def put(a, spec=()):
-        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
-        return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
+        return global_array(a, mesh, *spec)
 
     first = lambda a: a.reshape(entries, group)[:, 0]  # noqa: E731 (per-entry constants stored per probe)
     # Held-out samples as positions in their task (padding: position 0, masked).

@@ -47,6 +47,14 @@ def enable_compilation_cache(path: str | Path | None = None) -> Path | None:
     return path
 
 
+def global_array(a, mesh, *spec):
+    """A host array as one global device array over `mesh`: axes named in `spec` sharded, the rest
+    replicated. Every process passes the same host array (several processes: each places its own
+    devices' pieces)."""
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
+    return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
+
+
 def select_devices(name: str = "auto") -> list:
     """The devices the probes are sharded over: every device of the platform the config asks for.
 

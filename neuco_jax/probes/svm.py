@@ -31,6 +31,7 @@ reach `max_iter` are reported (`converged` False), never silently scored.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from functools import partial
@@ -43,6 +44,7 @@ import numpy as np
 from neuco_jax.probes import search
 from neuco_jax.probes.folds import TaskFolds, shuffle_folds
 from neuco_jax.probes.stored import KernelProbe
+from neuco_jax.runtime import global_array, select_devices
 
 TOL = 1e-3  # scikit-learn's SVC/SVR tol
 TAU = 1e-12  # libsvm's floor on the pair's curvature
@@ -204,15 +206,26 @@ def _solve_one(gram, sign, p, upper, gamma, coef0, degree, *, regression, max_de
     return coef, -rho, objective, it, done, decision
 
 
-@partial(jax.jit, static_argnames=("regression", "max_degree", "tol", "max_iter"))
-def _solve_chunk(gram, sign, p, upper, gamma, coef0, degree, *, regression, max_degree, tol, max_iter):
+@functools.cache
+def _solver(devices: tuple, *, regression: bool, max_degree: int, tol: float, max_iter: int):
+    """The jitted solver of a chunk of problems, sharded over `devices` (one mesh axis, "problems").
+
+    Each device runs its own problems' loop (shard_map): no device waits on another's slowest
+    problem, and nothing crosses devices until the replicated results. The Gram matrix and the
+    shared signs are replicated. Returns (solve, mesh).
+    """
+    mesh = jax.sharding.Mesh(np.array(devices), ("problems",))
     solve = partial(_solve_one, regression=regression, max_degree=max_degree, tol=tol, max_iter=max_iter)
-    batched = (None, None if sign.ndim == 1 else 0, 0, 0, 0, 0, 0)
-    return jax.vmap(solve, in_axes=batched)(gram, sign, p, upper, gamma, coef0, degree)
+    batched = jax.vmap(solve, in_axes=(None, None, 0, 0, 0, 0, 0))
+    P = jax.sharding.PartitionSpec
+    # check_vma off: the loop carries per-problem counters that start as unvarying constants.
+    sharded = jax.shard_map(batched, mesh=mesh, in_specs=(P(), P(), *[P("problems")] * 5), out_specs=P("problems"),
+                            check_vma=False)
+    return jax.jit(sharded, out_shardings=jax.sharding.NamedSharding(mesh, P())), mesh
 
 
 def _problem_arrays(y, train_mask, C, epsilon, regression):
-    """sign, p, U per problem: sign (l,) shared or (problems, l); p, U (problems, l)."""
+    """sign (l,) shared by every problem; p, U (problems, l)."""
     P, n = train_mask.shape
     if regression:
         sign = np.concatenate([np.ones(n), -np.ones(n)])
@@ -226,7 +239,7 @@ def _problem_arrays(y, train_mask, C, epsilon, regression):
 
 
 def solve_dual(gram, y, train_mask, C, degree, gamma, coef0, epsilon=None, *, regression: bool,
-               tol: float = TOL, max_iter: int | None = None) -> DualSolution:
+               tol: float = TOL, max_iter: int | None = None, devices=None) -> DualSolution:
     """Solve libsvm's SVC or SVR dual for many problems sharing one task's Gram matrix.
 
     Args:
@@ -238,6 +251,7 @@ def solve_dual(gram, y, train_mask, C, degree, gamma, coef0, epsilon=None, *, re
       regression: SVR if True, else SVC.
       tol: stop when the maximal violation is below it (scikit-learn's tol).
       max_iter: SMO step cap per problem; default `default_max_iter(l)`.
+      devices: the devices to shard problems over (default: all of JAX's default backend).
 
     Returns:
       DualSolution, one row per problem.
@@ -251,19 +265,21 @@ def solve_dual(gram, y, train_mask, C, degree, gamma, coef0, epsilon=None, *, re
     max_iter = default_max_iter(l) if max_iter is None else max_iter
     max_degree = int(degree.max())
     sign, p, upper = _problem_arrays(y, train_mask, C, epsilon, regression)
-    chunk = max(1, min(P, CHUNK_ELEMENTS // l))
+    devices = tuple(devices or jax.devices())
+    # Chunks of a multiple of the device count (the padding repeats the last problem; dropped below).
+    chunk = -(-max(1, min(P, CHUNK_ELEMENTS // l)) // len(devices)) * len(devices)
     n_chunks = math.ceil(P / chunk)
     pad = lambda a: np.concatenate([a, np.repeat(a[-1:], n_chunks * chunk - P, axis=0)])  # noqa: E731
-    p, upper, gamma, coef0, degree = map(pad, (p, upper, gamma, coef0, degree))
+    p, upper, gamma, coef0, degree = map(pad, (p, upper, gamma, coef0, degree.astype(np.int32)))
     parts = []
     with jax.enable_x64(True):
-        g = jnp.asarray(gram, jnp.float64)
-        s = jnp.asarray(sign)
+        solve, mesh = _solver(devices, regression=regression, max_degree=max_degree, tol=float(tol),
+                              max_iter=int(max_iter))
+        g, s = global_array(np.asarray(gram, np.float64), mesh), global_array(sign, mesh)
         for c in range(n_chunks):
             sl = slice(c * chunk, (c + 1) * chunk)
-            out = _solve_chunk(g, s, p[sl], upper[sl], gamma[sl], coef0[sl], degree[sl].astype(np.int32),
-                               regression=regression, max_degree=max_degree, tol=float(tol), max_iter=int(max_iter))
-            parts.append([np.asarray(a) for a in out])
+            out = solve(g, s, *(global_array(a[sl], mesh, "problems") for a in (p, upper, gamma, coef0, degree)))
+            parts.append(jax.device_get(out))
     coef, b, obj, it, done, f = (np.concatenate(a)[:P] for a in zip(*parts))
     return DualSolution(coef=coef, intercept=b, objective=obj, iterations=it, converged=done, decision=f)
 
@@ -374,7 +390,7 @@ def resolved_gamma(candidate: Candidate, scale: float) -> float:
 
 
 def fit_candidates(data: TaskData, candidates: list[Candidate], *, regression: bool, tol: float = TOL,
-                   max_iter: int | None = None) -> FoldScores:
+                   max_iter: int | None = None, devices=None) -> FoldScores:
     """Every candidate on every fold of one task, as one batch of problems (fold-major)."""
     folds, nc = len(data.train), len(candidates)
     fold_of = np.repeat(np.arange(folds), nc)
@@ -382,7 +398,7 @@ def fit_candidates(data: TaskData, candidates: list[Candidate], *, regression: b
     gamma = np.array([resolved_gamma(c, data.scale[f]) for f, c in zip(fold_of, cand)])
     C, degree, coef0, epsilon = (np.array([getattr(c, k) for c in cand]) for k in ("C", "degree", "coef0", "epsilon"))
     sol = solve_dual(data.gram, data.y, data.mask[fold_of], C, degree, gamma, coef0, epsilon, regression=regression,
-                     tol=tol, max_iter=max_iter)
+                     tol=tol, max_iter=max_iter, devices=devices)
     converged = sol.converged.reshape(folds, nc)
     cells = lambda a: np.where(converged, a.reshape(folds, nc), np.nan)  # noqa: E731
 
@@ -448,6 +464,7 @@ def run(bench, config, fraction: float = 1.0, refit: bool = False):
     """
     params = config.svm
     seed = config.seed if params.random_state is None else params.random_state
+    devices = select_devices(config.device)
     folds, probes = [], []
     for t, task in enumerate(bench.tasks):
         regression = not task.is_classification
@@ -459,7 +476,8 @@ def run(bench, config, fraction: float = 1.0, refit: bool = False):
         rounds = []
 
         def evaluate(points):
-            rounds.append(fit_candidates(data, [Candidate(**p) for p in points], regression=regression))
+            rounds.append(fit_candidates(data, [Candidate(**p) for p in points], regression=regression,
+                                         devices=devices))
             return rounds[-1].objective
 
         candidates = [Candidate(**p) for p in search.search(params, regression, seed, evaluate)]
@@ -488,7 +506,7 @@ def run(bench, config, fraction: float = 1.0, refit: bool = False):
             everything = np.arange(len(data.x))[None]
             gamma = resolved_gamma(winner, gamma_scale(data.x, everything)[0])
             sol = solve_dual(data.gram, data.y, np.ones((1, len(data.x)), bool), winner.C, winner.degree, gamma,
-                             winner.coef0, winner.epsilon, regression=regression)
+                             winner.coef0, winner.epsilon, regression=regression, devices=devices)
             support = np.flatnonzero(sol.coef[0])
             probes.append(KernelProbe(
                 task=task.name, task_type=task.task_type, support_vectors=bench.x[bench.rows[t]][support],
