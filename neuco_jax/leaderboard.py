@@ -111,6 +111,13 @@ def latest_runs(runs):
     return [run for i, run in enumerate(runs) if i in keep]
 
 
+def method_name(run_name):
+    """A run folder's method: its name without the `_YYYYmmdd_HHMMSS` stamp and `_N` clash suffix
+    (a folder not named that way is a method of its own)."""
+    match = _RUN_NAME.fullmatch(run_name)
+    return match["method"] if match else run_name
+
+
 def runs_table(runs, allow_mixed_protocols=False):
     """The runs of `read_runs` as one table, after checking that the ones to rank share a protocol.
 
@@ -180,8 +187,10 @@ def _read_summary(path):
       dict with experiment (str), q and acc ({task: float}; acc empty for the
       older format), overall_q and overall_acc (float, NaN when absent),
       config (the run's config dict, or None), protocol (protocol.protocol_of)
-      and ablation_axes (the protocol keys an ablation variant varies; empty
-      for other runs).
+      ablation_axes (the protocol keys an ablation variant varies; empty
+      for other runs) and selection_optimism ({task: float}, a `selection:
+      nested` run's mean reference-rule score minus nested score; empty for
+      other runs).
     """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -204,7 +213,9 @@ def _read_summary(path):
     axes = data.get("ablation_axes", [])
     if not isinstance(axes, list) or not all(isinstance(a, str) for a in axes):
         raise _summary_error(path, f"has 'ablation_axes' {axes!r}, expected a list of config keys")
-    record = {"config": config, "protocol": protocol_of(data), "ablation_axes": tuple(axes)}
+    optimism = data.get("selection_optimism", {})
+    record = {"config": config, "protocol": protocol_of(data), "ablation_axes": tuple(axes),
+              "selection_optimism": _task_scores({"selection_optimism": optimism}, "selection_optimism", path)}
     if older:
         return {"experiment": data["experiment"],
                 "q": _task_scores(data, "task_results", path), "acc": {},
