@@ -152,6 +152,26 @@ def _config_parser(sub) -> None:
                    help="probe type (default: linear)")
 
 
+def _challenge_parser(sub) -> None:
+    p = sub.add_parser("challenge", help="run a hidden-task challenge: score new submissions, publish leaderboards",
+                       description="run (default): check and score every new submission under "
+                                   "<challenge_dir>/submissions/<phase>/<team>/ (one sweep per phase, nothing scored "
+                                   "twice) and publish public/<phase>/leaderboard.{csv,md,html}, private/ and "
+                                   "feedback/. pack: write a phase's annotation bundle for EvalAI or Codabench. "
+                                   "demo: write a demo challenge folder from the synthetic benchmark.")
+    p.add_argument("action", nargs="?", choices=("run", "pack", "demo"), default="run",
+                   help="run (default), pack or demo")
+    p.add_argument("--challenge_dir", type=Path, required=True, help="the organiser's folder with challenge.yaml")
+    p.add_argument("--phase", default=None, help="run: only this phase (default: all); pack: the phase to pack")
+    p.add_argument("--no_wait", action="store_true",
+                   help="run: fail at once if another challenge run holds the folder (default: wait for it)")
+    p.add_argument("--out", type=Path, default=None, help="pack: the annotation bundle to write (.zip)")
+    p.add_argument("--codename", default=None, help="pack: the platform's phase codename (default: the phase)")
+    p.add_argument("--split", default="test_split", help="pack: the dataset split codename (default: test_split)")
+    p.add_argument("--evaluation_script", type=Path, default=None,
+                   help="pack: also write EvalAI's evaluation_script.zip here")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neuco-jax", description=__doc__.splitlines()[0])
     parser.add_argument("--cache_dir", default=None,
@@ -173,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_parsers(sub)
     _demo_parser(sub)
     _config_parser(sub)
+    _challenge_parser(sub)
     for p in sub.choices.values():  # --quiet after the subcommand too; SUPPRESS keeps one given before it
         p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress display on stderr")
     return parser
@@ -285,6 +306,39 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_challenge(args) -> int:
+    from neuco_jax.errors import InputError
+
+    if args.action == "demo":
+        from neuco_jax.challenge.demo import make_demo_challenge
+        if args.challenge_dir.exists():
+            raise InputError(f"{args.challenge_dir}: exists; choose a new folder for the demo challenge")
+        demo = make_demo_challenge(args.challenge_dir)
+        print(f"demo challenge in {demo.root}; known order: {' > '.join(demo.expected_order)}; "
+              f"{demo.broken}'s file is corrupt")
+        return 0
+    if args.action == "pack":
+        from neuco_jax.challenge.bundle import pack
+        if args.phase is None or args.out is None:
+            raise InputError("challenge pack needs --phase and --out (the annotation bundle to write)")
+        manifest = pack(args.challenge_dir, args.phase, args.out, codename=args.codename, split=args.split,
+                        evaluation_script=args.evaluation_script)
+        print(f"wrote {args.out} (phase {manifest['phase']}, codename {manifest['codename']}, split "
+              f"{manifest['split']}); leaderboard labels: {manifest['metrics']}")
+        return 0
+    from neuco_jax.challenge import run_challenge
+
+    for outcome in run_challenge(args.challenge_dir, args.phase, wait=not args.no_wait, quiet=args.quiet):
+        counts = {s: sum(r.status == s for r in outcome.new) for s in ("accepted", "rejected", "duplicate")}
+        print(f"phase {outcome.phase}: {len(outcome.new)} new submissions ("
+              + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"), {len(outcome.scored)} scored")
+        for r in outcome.new:
+            if r.status == "rejected":
+                print(f"  rejected {r.id}: {r.reason}")
+        print(f"  leaderboard: {outcome.public_dir / 'leaderboard.md'}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from neuco_jax.config import Config
     from neuco_jax.leaderboard import format_leaderboard, rank_runs, read_runs, runs_table, save_leaderboard
@@ -339,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warnings
     commands = {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
                 "report": cmd_report, "convert": cmd_convert, "embed": cmd_embed, "validate": cmd_validate,
-                "demo": cmd_demo, "config": cmd_config}
+                "demo": cmd_demo, "config": cmd_config, "challenge": cmd_challenge}
     try:
         from neuco_jax.runtime import enable_compilation_cache, initialize_distributed
         enable_compilation_cache(args.cache_dir)
