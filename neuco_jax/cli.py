@@ -1,4 +1,4 @@
-"""`neuco-jax` command line: evaluate, sweep, leaderboard, report, convert, embed, validate, demo, config.
+"""`neuco-jax` command line: evaluate, sweep, leaderboard, compare, report, convert, embed, validate, demo, config.
 
 `evaluate` takes the reference's flags unchanged (`python main.py ...` becomes
 `neuco-jax evaluate ...`). Bad input ends with one line on stderr and exit code 2;
@@ -82,18 +82,45 @@ def _selection_flags(p) -> None:
                         "files, exclude list) together, marked by a protocol column; by default that is an error")
 
 
+def _compare_parser(sub) -> None:
+    p = sub.add_parser("compare", help="rank intervals and paired tests: which differences of a phase are real",
+                       description="Write ranks_<timestamp>.csv (rank and weighted-score intervals, P(first)), "
+                                   "pairs_<timestamp>.csv (paired differences per task and overall, Holm-adjusted "
+                                   "tests) and cd_<timestamp>.{png,svg} (critical-difference diagram) to "
+                                   "<output_dir>/leaderboards/<phase>/, from every run's fold scores: the runs "
+                                   "were scored on the same folds, so their fold scores are paired.")
+    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root folder (default: results/)")
+    p.add_argument("--phase", default="results", help="phase to compare (default: results)")
+    p.add_argument("--runs", nargs="+", default=None, metavar="RUN",
+                   help="compare only these runs: run folder names, or method names with one run each "
+                        "(default: every complete run)")
+    p.add_argument("--confidence", type=float, default=0.95,
+                   help="level of every interval; pairs are significant when their Holm-adjusted p-value is below "
+                        "1 - confidence (default: 0.95)")
+    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed; the same seed, the same files (default: 0)")
+    p.add_argument("--weighting", choices=("std", "uniform"), default="std",
+                   help="task weights of the ranking: std (reference, default) or uniform")
+    _selection_flags(p)
+
+
 def _report_parser(sub) -> None:
     p = sub.add_parser("report", help="write a self-contained HTML report of a phase",
                        description="Write <output_dir>/reports/<phase>/report.html (figures embedded, no external "
-                                   "files) with the leaderboard, per-task Q and scores with their spread over "
-                                   "folds, a task x run rank heatmap and each run's config; the figures are also "
-                                   "saved as PNG beside it.")
+                                   "files) with the leaderboard and its rank intervals, which runs differ "
+                                   "significantly (overall and per task against a baseline), a critical-difference "
+                                   "diagram, per-task Q and scores with their spread over folds, a task x run rank "
+                                   "heatmap, the selection optimism of nested runs and each run's config; the "
+                                   "figures are also saved as PNG beside it.")
     p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root folder (default: results/)")
     p.add_argument("--phase", default="results", help="phase to report (default: results)")
     p.add_argument("--weighting", choices=("std", "uniform"), default="std",
                    help="task weights of the ranking: std (reference, default) or uniform")
     p.add_argument("--out", type=Path, default=None,
                    help="HTML file to write (default: <output_dir>/reports/<phase>/report.html); PNGs go beside it")
+    p.add_argument("--baseline", default=None, metavar="RUN",
+                   help="run (folder name, or a method name with one run) the per-task paired differences are "
+                        "taken against (default: the top-ranked run)")
     _selection_flags(p)
 
 
@@ -189,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate_parser(sub)
     _sweep_parser(sub)
     _leaderboard_parser(sub)
+    _compare_parser(sub)
     _report_parser(sub)
     _data_parsers(sub)
     _demo_parser(sub)
@@ -264,11 +292,26 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from neuco_jax.compare import compare, format_comparison, save_comparison
+
+    comparison = compare(args.output_dir, args.phase, runs=args.runs, confidence=args.confidence,
+                         resamples=args.resamples, seed=args.seed, weighting=args.weighting, latest=args.latest,
+                         allow_mixed_protocols=args.allow_mixed_protocols)
+    if "protocol" in comparison.ranks.columns:
+        warnings.warn(f"compared runs of {comparison.ranks['protocol'].nunique()} different protocols "
+                      f"(--allow_mixed_protocols): fold j of one is not fold j of another; see the protocol column")
+    print(format_comparison(comparison))
+    for kind, path in save_comparison(comparison, args.output_dir).items():
+        print(f"{kind}: {path}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from neuco_jax.report import write_report
 
     print(write_report(args.output_dir, args.phase, weighting=args.weighting, out=args.out, latest=args.latest,
-                       allow_mixed_protocols=args.allow_mixed_protocols))
+                       allow_mixed_protocols=args.allow_mixed_protocols, baseline=args.baseline))
     return 0
 
 
@@ -392,8 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     warnings.formatwarning = _one_line_warnings
     commands = {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
-                "report": cmd_report, "convert": cmd_convert, "embed": cmd_embed, "validate": cmd_validate,
-                "demo": cmd_demo, "config": cmd_config, "challenge": cmd_challenge}
+                "compare": cmd_compare, "report": cmd_report, "convert": cmd_convert, "embed": cmd_embed,
+                "validate": cmd_validate, "demo": cmd_demo, "config": cmd_config, "challenge": cmd_challenge}
     try:
         from neuco_jax.runtime import enable_compilation_cache, initialize_distributed
         enable_compilation_cache(args.cache_dir)

@@ -231,7 +231,8 @@ def _pairs(board, tasks, scores, ratio, fold, confidence):
     """The pairs table (module docstring): a before b in leaderboard order, tasks then overall."""
     n_runs, n_tasks, _ = scores.shape
     a, b = (np.array(x, int) for x in zip(*itertools.combinations(range(n_runs), 2)))  # (pairs,)
-    mean, lo, hi, p = stats.nadeau_bengio(scores[a] - scores[b], (ratio[a] + ratio[b]) / 2, confidence)  # (pairs, tasks)
+    # (pairs, tasks) each
+    mean, lo, hi, p = stats.nadeau_bengio(scores[a] - scores[b], (ratio[a] + ratio[b]) / 2, confidence)
     tail = (1 - confidence) / 2
     q_draws = fold.q[:, a] - fold.q[:, b]                                 # (resamples, pairs, tasks)
     q_lo, q_hi = np.quantile(q_draws, [tail, 1 - tail], axis=0)
@@ -284,8 +285,9 @@ def format_comparison(comparison) -> str:
     lines = [f"{'rank':>4} {pct + ' CI':>9} {'method':<28} {'weighted':>8} {pct + ' CI':>17} {'P(first)':>8} "
              f"{'tasks CI':>9}"]
     for row, name in zip(c.ranks.itertuples(index=False), c.names):
+        weighted_ci = f"{row.weighted_score_ci_low:.3f}-{row.weighted_score_ci_high:.3f}"
         lines.append(f"{row.aggregated_rank:>4} {f'{row.rank_ci_low}-{row.rank_ci_high}':>9} {name[:28]:<28} "
-                     f"{row.weighted_score:>8.3f} {f'{row.weighted_score_ci_low:.3f}-{row.weighted_score_ci_high:.3f}':>17} "
+                     f"{row.weighted_score:>8.3f} {weighted_ci:>17} "
                      f"{row.p_first:>8.3f} {f'{row.task_rank_ci_low}-{row.task_rank_ci_high}':>9}")
     f = c.friedman
     test = ("Friedman: needs 3 runs or more" if math.isnan(f.p_value)

@@ -195,7 +195,7 @@ def cd_figure(comparison):
     row0 = 0.6 + 0.3 * len(groups)
     rows = max(len(left), len(right))
     height_units = row0 + 0.55 * rows + 0.3
-    fig = Figure(figsize=(8.0, 1.1 + 0.28 * height_units))
+    fig = Figure(figsize=(max(8.0, 5.0 + 0.2 * n), 1.1 + 0.28 * height_units))
     ax = fig.add_axes((0, 0, 1, 0.86))
     span = max(n - 1, 1)
     edge = 0.12 * span  # where the name lines end, outside the axis
@@ -205,7 +205,8 @@ def cd_figure(comparison):
     ax.plot([1, n], [0, 0], color="black", lw=1)
     for tick in range(1, n + 1):
         ax.plot([tick, tick], [0, -0.18], color="black", lw=1)
-        ax.text(tick, -0.28, str(tick), ha="center", va="bottom", fontsize=8)
+        if n <= 12 or tick == 1 or tick % 5 == 0:  # beyond 12 runs, every fifth label (they would overlap)
+            ax.text(tick, -0.28, str(tick), ha="center", va="bottom", fontsize=8)
     cd = f.critical_difference
     ax.plot([1, 1 + cd], [-1.1, -1.1], color="black", lw=1.5)
     for end in (1, 1 + cd):

@@ -18,7 +18,8 @@ import pytest
 from neuco_jax.cli import main
 from neuco_jax.config import Config
 from neuco_jax.errors import InputError
-from neuco_jax.report import FIGURES, jackknife_q_se, write_report
+from neuco_jax.report import jackknife_q_se, write_report
+from neuco_jax.report_figures import FIGURES
 from neuco_jax.results import write_run
 from neuco_jax.scores import task_score
 
@@ -73,7 +74,8 @@ class PageParser(HTMLParser):
             self._row = []
             self._table[self._section].append(self._row)
         elif tag in ("td", "th") and self._row is not None:
-            self._cell = {"text": "", "value": attrs.get("data-value"), "class": attrs.get("class") or ""}
+            self._cell = {"text": "", "value": attrs.get("data-value"), "class": attrs.get("class") or "",
+                          "title": attrs.get("title")}
             self._row.append(self._cell)
         elif tag == "img":
             self.images.append(attrs["src"])
@@ -126,19 +128,20 @@ def test_leaderboard_has_one_row_per_run_with_the_numbers_of_the_json_files(repo
     assert len(rows) == len(folders)
     summaries = {read_json(f / "results_summary.json")["experiment"]: read_json(f / "results_summary.json")
                  for f in folders}
-    assert sorted(row[1]["text"] for row in rows) == sorted(summaries)
+    # Method names shown, the run folder's full name in the tooltip.
+    assert sorted(row[1]["title"] for row in rows) == sorted(summaries)
     # Quality decides: good > fair > poor on every task, so ranks are 1, 2, 3 in that order.
-    assert [row[1]["text"].split("_2025")[0] for row in rows] == ["good", "fair<b>&", "poor"]
+    assert [row[1]["text"] for row in rows] == ["good", "fair<b>&", "poor"]
     assert [row[0]["text"] for row in rows] == ["1", "2", "3"]
     for row in rows:
-        summary = summaries[row[1]["text"]]
-        weighted, mean_q, mean_score, *task_q = numeric_cells(row)[1:]
+        summary = summaries[row[1]["title"]]
+        weighted, mean_q, mean_score, *task_q = numeric_cells(row)[4:]
         check_number(mean_q, np.mean(list(summary["task_q_scores"].values())), 2)
         check_number(mean_score, summary["overall_acc_score"], 3)
         for cell, task in zip(task_q, TASKS, strict=True):
             check_number(cell, summary["task_q_scores"][task], 2)
     # Each run has the same rank on every task, so its weighted score is that rank.
-    assert [float(numeric_cells(row)[1]["value"]) for row in rows] == [1.0, 2.0, 3.0]
+    assert [float(numeric_cells(row)[4]["value"]) for row in rows] == [1.0, 2.0, 3.0]
 
 
 def test_per_task_table_shows_the_result_files(report):
@@ -223,7 +226,11 @@ def test_without_fold_scores_there_is_no_fold_spread(tmp_path):
     assert [c["text"] for c in table["head"][0]] == ["task", "experiment", "Q", "Q jackknife se",
                                                      "mean score", "std dev"]
     assert {numeric_cells(row)[1]["text"] for row in table["body"]} == {"\u2014"}
-    assert all((out.parent / name).is_file() for name in FIGURES)
+    figures = ["q_by_task.png", "scores_by_task.png", "rank_heatmap.png"]  # no paired statistics without folds
+    assert all((out.parent / name).is_file() for name in figures)
+    parser = parse(out.read_text())
+    assert len(parser.images) == len(figures) and "significance" not in parser.tables
+    assert 'id="no-statistics"' in out.read_text() and "re-run this method" in out.read_text()
 
 
 def test_a_missing_result_file_leaves_a_gap_and_a_broken_one_is_an_input_error(tmp_path):
@@ -332,7 +339,7 @@ def test_mixed_protocols_are_an_error_unless_allowed_and_then_a_visible_warning(
     parser = parse(write_report(tmp_path, PHASE, allow_mixed_protocols=True).read_text())
     table = parser.tables["leaderboard"]
     assert table["head"][0][-1]["text"] == "protocol"
-    protocol = {row[1]["text"]: row[-1]["text"] for row in table["body"]}
+    protocol = {row[1]["title"]: row[-1]["text"] for row in table["body"]}
     assert protocol[folders[0].name] == protocol[folders[1].name] != protocol[other.name]
     text = write_report(tmp_path, PHASE, allow_mixed_protocols=True).read_text()
     assert 'id="mixed-protocols"' in text and "k_folds = 3" in text
@@ -341,6 +348,139 @@ def test_mixed_protocols_are_an_error_unless_allowed_and_then_a_visible_warning(
     write_run(tmp_path, PHASE, "c", scores, Config(k_folds=3), stamp="20250102_120000")
     assert main(["report", "--output_dir", str(tmp_path), "--phase", PHASE, "--latest"]) == 0
     page = parse((tmp_path / "reports" / PHASE / "report.html").read_text())
-    assert sorted(row[1]["text"] for row in page.tables["leaderboard"]["body"]) == [
+    assert sorted(row[1]["title"] for row in page.tables["leaderboard"]["body"]) == [
         folders[0].name, folders[1].name, "c_20250102_120000"]
     assert "mixed-protocols" not in (tmp_path / "reports" / PHASE / "report.html").read_text()
+
+
+# --- paired statistics (issue 13 part 4) --------------------------------------------------------
+
+def fold_diffs(folders, run, baseline):
+    """{task: mean over folds of run's fold score minus baseline's}, from the q_t of the result files."""
+    return {task: np.mean(np.subtract(read_json(folders[run] / task / f"{task}_result.json")["q_t"],
+                                      read_json(folders[baseline] / task / f"{task}_result.json")["q_t"]))
+            for task in TASKS}
+
+
+def test_rank_intervals_sit_beside_the_leaderboard(report):
+    from neuco_jax.compare import compare
+
+    output_dir, _, page = report
+    ranks = compare(output_dir, PHASE).ranks.set_index("experiment")  # the report's defaults
+    for row in parse(page.read_text()).tables["leaderboard"]["body"]:
+        want = ranks.loc[row[1]["title"]]
+        fold_ci, p_first, task_ci = numeric_cells(row)[1:4]
+        assert fold_ci["text"] == f"{want.rank_ci_low}\u2013{want.rank_ci_high}"
+        check_number(p_first, want.p_first, 2)
+        assert task_ci["text"] == f"{want.task_rank_ci_low}\u2013{want.task_rank_ci_high}"
+
+
+def test_significance_matrix_follows_the_pairs_table(report):
+    from neuco_jax.compare import OVERALL, compare
+
+    output_dir, folders, page = report
+    pairs = compare(output_dir, PHASE).pairs
+    pairs = pairs[pairs["task"] == OVERALL].set_index(["experiment_a", "experiment_b"])
+    table = parse(page.read_text()).tables["significance"]
+    names = [cell["title"] for cell in table["head"][0][1:]]
+    assert sorted(names) == sorted(f.name for f in folders) and len(table["body"]) == len(names)
+    for i, row in enumerate(table["body"]):
+        for j, cell in enumerate(row[1:]):
+            if i == j:
+                assert cell["class"] == "self"
+                continue
+            a, b = sorted((i, j))
+            significant = pairs.loc[(names[a], names[b]), "significant"]
+            # The row run is better when it ranks above (a < b) and the difference is significant.
+            want = ("\u25b2" if i < j else "\u25bc") if significant else "\u00b7"
+            assert cell["text"] == want
+
+
+def test_differences_against_the_baseline_default_to_the_top_run_and_follow_the_flag(report, tmp_path):
+    output_dir, folders, page = report
+    by_method = {f.name.split("_2025")[0]: f for f in folders}
+    rows = parse(page.read_text()).tables["baseline"]["body"]
+    assert [row[0]["text"] for row in rows] == ["fair<b>&", "poor"]  # good ranks first: the baseline
+    for row in rows:
+        want = fold_diffs(by_method, row[0]["text"], "good")
+        for cell, task in zip(row[1:], TASKS, strict=True):
+            assert float(cell["value"]) == pytest.approx(want[task], rel=1e-12, abs=1e-15)
+            assert cell["text"] == f"{want[task]:+.4f}"
+    out = tmp_path / "r.html"
+    assert main(["report", "--output_dir", str(output_dir), "--phase", PHASE, "--out", str(out),
+                 "--baseline", "poor"]) == 0
+    rows = parse(out.read_text()).tables["baseline"]["body"]
+    assert [row[0]["text"] for row in rows] == ["good", "fair<b>&"]
+    assert float(rows[0][1]["value"]) == pytest.approx(fold_diffs(by_method, "good", "poor")[TASKS[0]], rel=1e-12)
+    with pytest.raises(InputError, match="--baseline 'nobody' names 0 complete runs"):
+        write_report(output_dir, PHASE, out=out, baseline="nobody")
+
+
+def test_selection_optimism_is_shown_where_a_run_has_it(tmp_path):
+    folders = make_phase(tmp_path, {"a": 0.7, "b": 0.3})
+    assert "optimism" not in parse(write_report(tmp_path, PHASE).read_text()).tables
+    summary = read_json(folders[1] / "results_summary.json")
+    optimism = {task: 0.01 * (t + 1) for t, task in enumerate(TASKS)}
+    (folders[1] / "results_summary.json").write_text(json.dumps({**summary, "selection_optimism": optimism}))
+    table = parse(write_report(tmp_path, PHASE).read_text()).tables["optimism"]
+    row, = table["body"]
+    assert row[0]["text"] == "b" and row[0]["title"] == folders[1].name
+    for cell, task in zip(row[1:], TASKS):
+        check_number(cell, optimism[task], 4)
+    check_number(row[-1], np.mean(list(optimism.values())), 4)
+    (folders[1] / "results_summary.json").write_text(json.dumps({**summary, "selection_optimism": {"crops": "x"}}))
+    with pytest.raises(InputError, match="'selection_optimism.crops' = 'x', expected a number"):
+        write_report(tmp_path, PHASE)
+
+
+def texts_inside(fig):
+    """Every non-empty text of a drawn figure lies inside the figure (nothing clipped at its edges)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.bbox.width, fig.bbox.height
+    for text in fig.findobj(Text):
+        if text.get_text() and text.get_visible():
+            box = text.get_window_extent(renderer)
+            assert box.x0 >= -0.5 and box.x1 <= width + 0.5 and box.y0 >= -0.5 and box.y1 <= height + 0.5, \
+                text.get_text()
+    return True
+
+
+def test_heatmap_and_cd_diagram_keep_their_text_inside(tmp_path):
+    from neuco_jax.compare import compare
+    from neuco_jax.report import load_phase
+    from neuco_jax.report_figures import _rank_heatmap, cd_figure
+
+    make_phase(tmp_path, {"a": 0.7, "b": 0.3})  # two runs: the narrowest heatmap, whose title was clipped
+    assert texts_inside(_rank_heatmap(load_phase(tmp_path, PHASE)))
+    many = tmp_path / "many"
+    make_phase(many, {f"method_with_a_long_name_{m:02d}": 0.9 - 0.02 * m for m in range(30)})
+    comparison = compare(many, PHASE, resamples=20)
+    assert texts_inside(cd_figure(comparison))
+
+
+def test_a_far_outlier_is_clipped_from_the_score_axis_and_named():
+    from neuco_jax.report_figures import _colors, _dot_plot, robust_limits
+
+    values = np.array([[0.8, 0.7, 0.6], [0.5, 0.4, -50.0], [0.3, 0.2, 0.1]])  # (runs, tasks)
+    low, high = robust_limits(values)
+    assert -50 < low < min(0.0, values[values > -50].min()) and high is None
+    fig = _dot_plot(TASKS, ["x", "y", "z"], _colors(3), values, np.full_like(values, 0.01), "score", "t")
+    ax = fig.axes[0]
+    assert ax.get_xlim()[0] == low
+    assert "clipped" in ax.get_xlabel() and "y on random_cls -50" in ax.get_xlabel()
+    assert robust_limits(values[:, :2]) == (None, None)  # nothing far out: matplotlib's own limits
+    fig = _dot_plot(TASKS[:2], ["x", "y", "z"], _colors(3), values[:, :2], values[:, :2] * 0, "score", "t")
+    assert "clipped" not in fig.axes[0].get_xlabel()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["x", "y", "z"]
+
+
+def test_display_names_are_method_names_unless_two_runs_share_one():
+    from neuco_jax.compare import display_names
+
+    assert display_names(["a_20250101_120000", "b_20250101_120000_2", "odd"]) == ["a", "b", "odd"]
+    assert display_names(["a_20250101_120000", "a_20250102_120000", "b_20250101_120000"]) == [
+        "a_20250101_120000", "a_20250102_120000", "b"]
