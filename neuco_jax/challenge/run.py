@@ -7,7 +7,7 @@ fcntl.flock: a second run waits, or fails with `wait=False`), for each phase:
    of the evaluation config and those labels: runs live in
    `private/<phase>/runs/<protocol id>/`, so a changed config or label file
    re-scores every accepted submission instead of ranking mixed protocols;
-2. the inbox is scanned; files whose size, time and inode match a record are
+2. the inbox is scanned; files whose size and modification time match a record are
    known and not read again. Each new one is copied into the archive while
    its sha256 is computed, then checked (path rules, size, deadline, daily
    limit, content: check.check_submission) and recorded; the ledger is saved;
