@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from neuco_jax.compare import compare_runs, display_names, in_board_order, select_runs
+from neuco_jax.fold_scores import read_fold_scores
 from neuco_jax.errors import InputError
 from neuco_jax.leaderboard import (ACC_PREFIX, Q_PREFIX, SUMMARY_FILE, aggregate_ranks, rank_runs,
                                    read_runs, runs_table)
@@ -143,8 +144,9 @@ def load_phase(output_dir, phase, weighting="std", latest=False, allow_mixed_pro
     ranks, weights, _ = aggregate_ranks(q, weighting)
     task_results = [[_read_task_result(run_dir, task) for task in tasks] for run_dir in run_dirs]
     n_runs, n_tasks = q.shape
-    # At least one fold column, all NaN when no run saved its fold scores.
-    k = max([1] + [len(r.get("q_t") or ()) for row in task_results for r in row if r])
+    per_run = [_fold_scores(run_dir, tasks) for run_dir in run_dirs]
+    # At least one fold column, all NaN where a run kept no fold scores (the reference's, without q_t).
+    k = max([1] + [len(v) for run in per_run for v in run.values()])
     folds = np.full((n_runs, n_tasks, k), np.nan)  # (runs, tasks, folds), NaN-padded
     mean = board[[ACC_PREFIX + t for t in tasks]].to_numpy(np.float64, copy=True)
     std = np.full((n_runs, n_tasks), np.nan)
@@ -152,8 +154,8 @@ def load_phase(output_dir, phase, weighting="std", latest=False, allow_mixed_pro
         for t, result in enumerate(row):
             if result:
                 mean[r, t], std[r, t] = result["mean_score"], result["std_dev"]
-                fold_scores = result.get("q_t") or ()
-                folds[r, t, :len(fold_scores)] = fold_scores
+            fold_scores = per_run[r].get(tasks[t], ())
+            folds[r, t, :len(fold_scores)] = fold_scores
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no fold scores
         fold_min, fold_max = np.nanmin(folds, axis=-1), np.nanmax(folds, axis=-1)
@@ -171,6 +173,14 @@ def load_phase(output_dir, phase, weighting="std", latest=False, allow_mixed_pro
                         fold_min, fold_max, np.isfinite(folds).sum(axis=-1), ranks, weights, unranked, mixed,
                         display_names(list(board["experiment"])), comparison, "" if comparison else note, base,
                         optimism)
+
+
+def _fold_scores(run_dir: Path, tasks) -> dict:
+    """{task: (k,) fold scores} of a run (fold_scores.csv, else q_t); empty when it kept none."""
+    try:
+        return read_fold_scores(run_dir, tasks).scores
+    except InputError:  # a reference run without q_t: its Q still shows, without spread
+        return {}
 
 
 def jackknife_q_se(folds):

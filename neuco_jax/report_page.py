@@ -167,8 +167,8 @@ def _task_table_html(results):
                 cells += [_num_td(results.fold_min[r, t], 4), _num_td(results.fold_max[r, t], 4),
                           f'<td class="num">{int(results.n_folds[r, t])}</td>']
             rows.append(('<tr class="group">' if r == 0 else "<tr>") + "".join(cells) + "</tr>")
-    note = "" if with_folds else (" Fold scores were not saved (config <code>output_fold_results: false</code>), "
-                                  "so Q has no spread and folds no min/max.")
+    note = "" if with_folds else (" No run kept its fold scores (runs written by the reference without "
+                                  "<code>output_fold_results</code>), so Q has no spread and folds no min/max.")
     head_html = "".join((f"<th>{e(h)}</th>" if i < 2 else f'<th class="num">{e(h)}</th>')
                         for i, h in enumerate(head))
     return ["<h2>Per task</h2>",

@@ -18,6 +18,7 @@ import pytest
 from neuco_jax.cli import main
 from neuco_jax.config import Config
 from neuco_jax.errors import InputError
+from neuco_jax.fold_scores import FOLD_SCORES_FILE
 from neuco_jax.report import jackknife_q_se, write_report
 from neuco_jax.report_figures import FIGURES
 from neuco_jax.results import write_run
@@ -219,7 +220,27 @@ def test_config_differences_are_listed(report):
     assert plots == {f.name: read_json(f / "results_summary.json")["config"]["enable_plots"] for f in folders}
 
 
+def test_fold_scores_come_from_fold_scores_csv_whatever_output_fold_results_says(tmp_path):
+    folders = make_phase(tmp_path, {"a": 0.7, "b": 0.3}, output_fold_results=False)
+    # fold_scores.csv as every neuco_jax run writes it (no q_t in the task JSONs)
+    want = {}
+    for m, folder in enumerate(folders):
+        lines = ["task,fold,n_train,n_test,score"]
+        for t, task in enumerate(TASKS):
+            want[m, task] = fold_scores((0.7, 0.3)[m] * (1 + t) / 3, seed=100 + 10 * m + t)
+            lines += [f"{task},{k},90,10,{float(v)!r}" for k, v in enumerate(want[m, task])]
+        (folder / FOLD_SCORES_FILE).write_text("\n".join(lines) + "\n")
+    out = write_report(tmp_path, PHASE, weighting="uniform")
+    table = parse(out.read_text()).tables["per-task"]
+    assert [c["text"] for c in table["head"][0]][-3:] == ["min fold", "max fold", "folds"]
+    task = TASKS[0]
+    row = next(r for r in table["body"] if r[0]["text"] == task)
+    v = want[0, task]
+    assert [c["text"] for c in row[-3:]] == [f"{v.min():.4f}", f"{v.max():.4f}", str(len(v))]
+
+
 def test_without_fold_scores_there_is_no_fold_spread(tmp_path):
+    # Runs as the reference writes them without output_fold_results: no fold_scores.csv, no q_t.
     make_phase(tmp_path, {"a": 0.7, "b": 0.3}, output_fold_results=False)
     out = write_report(tmp_path, PHASE, weighting="uniform", out=tmp_path / "elsewhere" / "page.html")
     table = parse(out.read_text()).tables["per-task"]
