@@ -1,0 +1,116 @@
+"""Time the ridge probe (`probe_type: ridge`) on demo-sized data: one method, then a 100-method sweep.
+
+Data: `neuco_jax.synthetic.make_benchmark` at the demo's size (13,260 ids, 11
+tasks, D=1024). Config: the packaged ridge config (40 folds, alphas 0.1 / 1 /
+10: 440 RidgeCV / RidgeClassifierCV fits of three alphas each per method).
+
+1. one method: `python -m neuco_jax evaluate` as a process on method_a's CSV
+   (`--repeats`, min and all reported), with the stage timings it prints;
+2. a sweep of `--methods` (default 100) synthetic submissions: method_a's
+   embedding mixed with independent Gaussian noise at 100 levels (so quality
+   falls with the index; each its own file, `.npy` + `.ids.txt`, written once
+   into `--data`/ridge_sweep/), `python -m neuco_jax sweep --submissions_dir`
+   as one process: wall and peak RSS.
+
+    python scripts/bench_ridge.py [--data /tmp/neuco_bench_data] [--repeats 3] [--methods 100] [--format npy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def ensure_data(folder: Path) -> None:
+    from neuco_jax.synthetic import make_benchmark
+
+    if not (folder / "ground_truth.json").exists():
+        make_benchmark(folder, n_methods=3)
+
+
+def ensure_sweep(folder: Path, source: Path, n: int, fmt: str) -> Path:
+    """n submissions: x * sqrt(1 - s) + noise * sqrt(s), s from 0 to 0.99, seeded per method."""
+    from neuco_jax.stores import read_embeddings, write_embeddings
+
+    out = folder / f"ridge_sweep_{n}_{fmt}"
+    if out.is_dir() and len(list(out.glob(f"*.{fmt}"))) == n:
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    ids, x = read_embeddings(source)
+    x = np.asarray(x, np.float32)
+    for i, share in enumerate(np.linspace(0.0, 0.99, n)):
+        noise = np.random.default_rng(1000 + i).standard_normal(x.shape, dtype=np.float32)
+        write_embeddings(out / f"m{i:03d}.{fmt}", ids, np.sqrt(1 - share) * x + np.sqrt(share) * noise)
+    return out
+
+
+def run(cmd: list[str], log: Path) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode:
+        sys.stderr.write(proc.stderr[-3000:])
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {proc.returncode}")
+    return wall
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("/tmp/neuco_bench_data"))
+    ap.add_argument("--work", type=Path, default=Path("/tmp/neuco_bench_ridge"))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--methods", type=int, default=100)
+    ap.add_argument("--format", default="npy", choices=("npy", "parquet", "csv", "npz"))
+    ap.add_argument("--skip_sweep", action="store_true")
+    args = ap.parse_args()
+
+    from neuco_jax.config import default_config_text
+
+    ensure_data(args.data)
+    args.work.mkdir(parents=True, exist_ok=True)
+    config = args.work / "ridge.yaml"
+    config.write_text(default_config_text("ridge"))
+    stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    print(f"{datetime.date.today()}, {os.cpu_count()} cores ({model})")
+
+    walls = []
+    for r in range(args.repeats):
+        log = args.work / f"evaluate_{stamp}_{r}.log"
+        walls.append(run([sys.executable, "-m", "neuco_jax", "--quiet", "evaluate", "--annotation_path",
+                          str(args.data / "labels"), "--submission_file",
+                          str(args.data / "submissions" / "method_a.csv"), "--config", str(config),
+                          "--output_dir", str(args.work / "results"), "--phase", f"one_{stamp}"], log))
+        stages = [line for line in log.read_text().splitlines() if re.search(r"\d+(\.\d+)?\s*s", line)]
+        print(f"evaluate process {r + 1}: {walls[-1]:.2f} s; " + " | ".join(stages[-2:])[:300], flush=True)
+    print(f"one method, evaluate process: min {min(walls):.2f} s (all: {', '.join(f'{w:.2f}' for w in walls)})")
+
+    if not args.skip_sweep:
+        t0 = time.perf_counter()
+        folder = ensure_sweep(args.data, args.data / "submissions" / "method_a.csv", args.methods, args.format)
+        print(f"{args.methods} submissions in {folder} ({time.perf_counter() - t0:.1f} s to make)", flush=True)
+        log = args.work / f"sweep_{stamp}.log"
+        wall = run([sys.executable, "-m", "neuco_jax", "--quiet", "sweep", "--annotation_path",
+                    str(args.data / "labels"), "--submissions_dir", str(folder), "--config", str(config),
+                    "--output_dir", str(args.work / "results"), "--phase", f"sweep_{stamp}"], log)
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
+        stages = [line for line in log.read_text().splitlines() if re.search(r"\d+(\.\d+)?\s*s", line)]
+        print(f"{args.methods}-method sweep process: {wall:.1f} s ({wall / args.methods:.2f} s per method), "
+              f"peak RSS {rss:.2f} GB; " + " | ".join(stages[-2:])[:400])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
