@@ -1,15 +1,17 @@
-"""CPU kernels for per-fold training (minibatch_step.cc), built on first use.
+"""CPU kernels for per-fold training (minibatch_step.cc) and the SVM solver (smo.cc), built on first use.
 
-Two XLA FFI targets: the fused per-fold minibatch step (gradient and AdamW,
-each row read once) and each probe's held-out logits. The source is compiled
-with the machine's C++ compiler into the user's cache folder (next to the XLA
-compilation cache), once per source, JAX version, compiler, flags and the
-instruction set the compiler targets (`-march=native` as it resolves on this
+Three XLA FFI targets: the fused per-fold minibatch step (gradient and AdamW,
+each row read once), each probe's held-out logits, and libsvm's SMO for a
+batch of SVM problems (each problem its own loop). The sources are compiled
+into one library with the machine's C++ compiler, in the user's cache folder
+(next to the XLA compilation cache), once per sources, JAX version, compiler,
+flags and the instruction set the compiler targets (`-march=native` as it resolves on this
 CPU). $NEUCO_JAX_NATIVE_CXXFLAGS adds flags to every build (e.g. `-mno-avx512f`
 for the AVX2 kernel on a CPU with AVX-512).
 Without a compiler, if the build fails, or with NEUCO_JAX_NATIVE=0,
-`minibatch_step` and `heldout_logits` return None and the engine keeps its
-pure-XLA step (the engine uses the kernels on one CPU device only).
+`minibatch_step`, `heldout_logits` and `smo` return None and the engine and
+the SVM solver keep their pure-XLA programs (both use the kernels on one CPU
+device only).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import tempfile
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from neuco_jax.files import shared_mode
 
@@ -35,10 +39,11 @@ log = logging.getLogger(__name__)
 
 ENV = "NEUCO_JAX_NATIVE"
 FLAGS_ENV = "NEUCO_JAX_NATIVE_CXXFLAGS"
-SOURCE = Path(__file__).with_name("minibatch_step.cc")
+# Every file the build reads (the key covers them all); the .cc files are compiled.
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("minibatch_step.cc", "smo.cc", "parallel_for.h"))
 # FFI target name -> the library's handler symbol
 TARGETS = {"neuco_minibatch_step_cls": "NeucoMinibatchStepCls", "neuco_minibatch_step_reg": "NeucoMinibatchStepReg",
-           "neuco_heldout_logits": "NeucoHeldoutLogits"}
+           "neuco_heldout_logits": "NeucoHeldoutLogits", "neuco_smo": "NeucoSmo"}
 # The first set that compiles is used. -fno-math-errno lets sqrt vectorise (errno is never read).
 # Results depend on the CPU in the last bits: -march=native selects the vector width (AVX-512: 16
 # lanes, else 8, so sums are split differently) and lets the compiler contract a * b + c into FMA
@@ -75,21 +80,21 @@ def _target(compiler: str, flags: list[str]) -> str:
 
 
 def build_key(compiler: str) -> str:
-    """The library's cache key: source, JAX, compiler, flags, platform and the resolved target.
+    """The library's cache key: sources, JAX, compiler, flags, platform and the resolved target.
 
     A cache folder may be shared between machines (a network home): two CPUs with different
     instruction sets must never load each other's library.
     """
     flag_sets = _flag_sets()
-    parts = [SOURCE.read_text(), jax.__version__, compiler, str(flag_sets), sys.platform, platform.machine(),
-             _target(compiler, flag_sets[0])]
+    parts = [*(source.read_text() for source in SOURCES), jax.__version__, compiler, str(flag_sets), sys.platform,
+             platform.machine(), _target(compiler, flag_sets[0])]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
 def _build(compiler: str, folder: Path) -> Path | None:
-    """Compile the source into folder (once per `build_key`); the library's path, or None."""
+    """Compile the sources into folder (once per `build_key`); the library's path, or None."""
     include = jax.ffi.include_dir()
-    lib = folder / f"minibatch_step-{build_key(compiler)}.so"
+    lib = folder / f"neuco_native-{build_key(compiler)}.so"
     if lib.exists():
         return lib
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,7 +102,8 @@ def _build(compiler: str, folder: Path) -> Path | None:
         # Build under a temporary name, then rename: concurrent runs never load a half-written file.
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
         os.close(fd)
-        cmd = [compiler, "-std=c++17", "-shared", "-fPIC", *flags, "-I", include, str(SOURCE), "-o", tmp]
+        cmd = [compiler, "-std=c++17", "-shared", "-fPIC", *flags, "-I", include,
+               *(str(source) for source in SOURCES if source.suffix == ".cc"), "-o", tmp]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as e:
@@ -190,3 +196,25 @@ def heldout_logits():
         return jax.ffi.ffi_call("neuco_heldout_logits", out)(x, test, n_test, params)
 
     return logits
+
+
+def smo(regression: bool, tol: float, max_iter: int):
+    """libsvm's SMO for a batch of problems as a JAX function, or None if unavailable.
+
+    (gram, sign, p, upper, gamma, coef0, degree) -> (coef, intercept, objective, iterations,
+    converged, decision): the operands and results of neuco_jax.probes.svm._solve_one with a
+    leading problem axis on p, upper (P, l), gamma, coef0 (P,) float64 and degree (P,) int32;
+    gram (n, n) and sign (l,) are shared. Call it with float64 enabled (jax.enable_x64).
+    """
+    if not available():
+        return None
+
+    def solve(gram, sign, p, upper, gamma, coef0, degree):
+        (P, l), n = p.shape, gram.shape[0]
+        f64 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float64)  # noqa: E731
+        out = (f64(P, n), f64(P), f64(P), jax.ShapeDtypeStruct((P,), jnp.int32), jax.ShapeDtypeStruct((P,), jnp.bool_),
+               f64(P, n))
+        return jax.ffi.ffi_call("neuco_smo", out)(gram, sign, p, upper, gamma, coef0, degree, regression=regression,
+                                                   tol=np.float64(tol), max_iter=np.int64(max_iter))
+
+    return solve

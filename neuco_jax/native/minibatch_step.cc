@@ -15,17 +15,16 @@
 // A second handler computes each probe's held-out logits the same way (HeldoutLogits).
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <memory>
-#include <thread>
 #include <vector>
 
+#include "parallel_for.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
+using neuco::ParallelFor;
 
 namespace {
 
@@ -159,30 +158,6 @@ void RunProbes(const Step& s, int64_t begin, int64_t end) {
       p_out[d] = p[d] - lr * u;
     }
   }
-}
-
-// Runs fn(begin, end) over [0, n) in chunks, on the calling thread and XLA's intra-op pool:
-// every thread takes chunks from one counter, so the call finishes even if no task ever
-// runs. About four chunks per thread: a thread the pool wakes late still finds work.
-template <typename Fn>
-void ParallelFor(ffi::ThreadPool& pool, int64_t n, Fn fn) {
-  struct Shared {
-    Shared(Fn f, int64_t n, int64_t chunk) : fn(std::move(f)), n(n), chunk(chunk), n_chunks((n + chunk - 1) / chunk) {}
-    Fn fn;
-    const int64_t n, chunk, n_chunks;
-    std::atomic<int64_t> next{0}, done{0};
-    void Work() {
-      for (int64_t c; (c = next.fetch_add(1)) < n_chunks;) {
-        fn(c * chunk, std::min(n, (c + 1) * chunk));
-        done.fetch_add(1, std::memory_order_release);
-      }
-    }
-  };
-  const int64_t workers = std::max<int64_t>(1, pool.num_threads());
-  auto sh = std::make_shared<Shared>(std::move(fn), n, std::max<int64_t>(1, (n + 4 * workers - 1) / (4 * workers)));
-  for (int64_t t = 1; t < std::min(workers, sh->n_chunks); ++t) pool.Schedule([sh] { sh->Work(); });
-  sh->Work();
-  while (sh->done.load(std::memory_order_acquire) < sh->n_chunks) std::this_thread::yield();
 }
 
 using F32 = ffi::Buffer<ffi::F32>;
