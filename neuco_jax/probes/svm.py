@@ -25,7 +25,9 @@ G = X X^T (n, n) per task serves every problem: a candidate's kernel row is
 membership is a mask: held-out rows get U = 0, so they are at both bounds,
 never enter a working pair or the bias, and keep a = 0. All problems of a
 chunk run in one `lax.while_loop` (vmapped: a problem that has converged
-stops changing while the others run on); chunks bound memory. Problems that
+stops changing while the others run on); chunks bound memory. On one CPU
+device the same steps run in a native kernel (neuco_jax.native, smo.cc) where
+it is built: each problem loops to its own end, no lockstep. Problems that
 reach `max_iter` are reported (`converged` False), never silently scored.
 """
 
@@ -41,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from neuco_jax import native as native_kernels
 from neuco_jax.probes import search
 from neuco_jax.probes.folds import TaskFolds, shuffle_folds
 from neuco_jax.probes.stored import KernelProbe
@@ -224,6 +227,18 @@ def _solver(devices: tuple, *, regression: bool, max_degree: int, tol: float, ma
     return jax.jit(sharded, out_shardings=jax.sharding.NamedSharding(mesh, P())), mesh
 
 
+@functools.cache
+def _native_solver(*, regression: bool, tol: float, max_iter: int):
+    """The jitted native solver of a chunk of problems (one CPU device), or None if it is not built."""
+    solve = native_kernels.smo(regression, tol, max_iter)
+    return None if solve is None else jax.jit(solve)
+
+
+def uses_native(devices, native: bool = True) -> bool:
+    """Whether solve_dual takes the native kernel: one CPU device and the kernel built (not NEUCO_JAX_NATIVE=0)."""
+    return native and len(devices) == 1 and devices[0].platform == "cpu" and native_kernels.available()
+
+
 def _problem_arrays(y, train_mask, C, epsilon, regression):
     """sign (l,) shared by every problem; p, U (problems, l)."""
     P, n = train_mask.shape
@@ -239,7 +254,7 @@ def _problem_arrays(y, train_mask, C, epsilon, regression):
 
 
 def solve_dual(gram, y, train_mask, C, degree, gamma, coef0, epsilon=None, *, regression: bool,
-               tol: float = TOL, max_iter: int | None = None, devices=None) -> DualSolution:
+               tol: float = TOL, max_iter: int | None = None, devices=None, native: bool = True) -> DualSolution:
     """Solve libsvm's SVC or SVR dual for many problems sharing one task's Gram matrix.
 
     Args:
@@ -252,6 +267,7 @@ def solve_dual(gram, y, train_mask, C, degree, gamma, coef0, epsilon=None, *, re
       tol: stop when the maximal violation is below it (scikit-learn's tol).
       max_iter: SMO step cap per problem; default `default_max_iter(l)`.
       devices: the devices to shard problems over (default: all of JAX's default backend).
+      native: take the native kernel where it applies (`uses_native`); False keeps the XLA solver.
 
     Returns:
       DualSolution, one row per problem.
@@ -272,14 +288,19 @@ def solve_dual(gram, y, train_mask, C, degree, gamma, coef0, epsilon=None, *, re
     pad = lambda a: np.concatenate([a, np.repeat(a[-1:], n_chunks * chunk - P, axis=0)])  # noqa: E731
     p, upper, gamma, coef0, degree = map(pad, (p, upper, gamma, coef0, degree.astype(np.int32)))
     parts = []
+    gram = np.asarray(gram, np.float64)
     with jax.enable_x64(True):
-        solve, mesh = _solver(devices, regression=regression, max_degree=max_degree, tol=float(tol),
-                              max_iter=int(max_iter))
-        g, s = global_array(np.asarray(gram, np.float64), mesh), global_array(sign, mesh)
+        if uses_native(devices, native):
+            solve = _native_solver(regression=regression, tol=float(tol), max_iter=int(max_iter))
+            g, s, put = gram, sign, lambda a: a  # noqa: E731
+        else:
+            solve, mesh = _solver(devices, regression=regression, max_degree=max_degree, tol=float(tol),
+                                  max_iter=int(max_iter))
+            g, s = global_array(gram, mesh), global_array(sign, mesh)
+            put = lambda a: global_array(a, mesh, "problems")  # noqa: E731
         for c in range(n_chunks):
             sl = slice(c * chunk, (c + 1) * chunk)
-            out = solve(g, s, *(global_array(a[sl], mesh, "problems") for a in (p, upper, gamma, coef0, degree)))
-            parts.append(jax.device_get(out))
+            parts.append(jax.device_get(solve(g, s, *(put(a[sl]) for a in (p, upper, gamma, coef0, degree)))))
     coef, b, obj, it, done, f = (np.concatenate(a)[:P] for a in zip(*parts))
     return DualSolution(coef=coef, intercept=b, objective=obj, iterations=it, converged=done, decision=f)
 
