@@ -7,9 +7,15 @@
 // finite gain) and its bias. The XLA solver runs a chunk of problems in lockstep (every step
 // pays for every problem until the slowest stops); here each problem runs its own loop to its
 // own end, problems are taken one at a time by XLA's intra-op threads, and a step is two
-// kernel rows and three passes over the l variables (select i, select j, then the gradient
-// update fused with the next step's choice of i). No kernel cache and no shrinking: shrinking
+// vectorised passes over the variables: choose j while forming K_i, then update the gradient
+// while forming K_j and choosing the next step's i. No kernel cache and no shrinking: shrinking
 // would change the path, and a row costs about as much to form as to read.
+//
+// The values are XLA's up to rounding, not to the bit: where a compiler contracts a * b + c into
+// one FMA differs between XLA and this file. The path is the same until an exact tie in the
+// selection (after a pair update the two gradients are equal in exact arithmetic, so the next
+// choice between them rests on the last bit); from there the two solvers take different pairs
+// to the same stopping rule.
 //
 // Kernel rows come from the shared Gram row: K[t, u] = (gamma G[t mod n, u] + coef0)^degree,
 // the power taken by `degree` multiplications from 1, as svm._poly does. float64 throughout.
@@ -19,6 +25,7 @@
 // Results: coef (P, n), intercept (P,) = -rho, objective (P,), iterations (P,) int32,
 // converged (P,) bool, decision (P, n).
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -36,7 +43,7 @@ constexpr double kTau = 1e-12;  // svm.TAU: libsvm's floor on a pair's curvature
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 struct Batch {
-  const double* gram;
+  const double* gram;  // (n, np): the Gram matrix, rows padded with zeros to np, a multiple of kLanes
   const double* sign;
   const double* p;
   const double* upper;
@@ -49,89 +56,125 @@ struct Batch {
   int32_t* iterations;
   bool* converged;
   double* decision;
-  int64_t n, l;
+  int64_t n, np, segments;  // l = segments * n; variable t = s n + u is stored at s np + u
   double tol;
   int64_t max_iter;
 };
 
-// k[u] = (gamma G[r, u] + coef0)^degree, u < n.
-inline void KernelRow(const double* g, double gamma, double coef0, int32_t degree, int64_t n, double* k) {
-  for (int64_t u = 0; u < n; ++u) {
-    const double base = gamma * g[u] + coef0;
-    double out = 1.0;
-    for (int32_t d = 0; d < degree; ++d) out *= base;
-    k[u] = out;
-  }
+// Four lanes of doubles and their masks / indices, loaded from any address.
+constexpr int64_t kLanes = 4;
+typedef double V __attribute__((vector_size(kLanes * sizeof(double)), aligned(8)));
+typedef int64_t M __attribute__((vector_size(kLanes * sizeof(int64_t)), aligned(8)));
+inline V LoadV(const double* a) { return *reinterpret_cast<const V*>(a); }
+inline M LoadM(const int64_t* a) { return *reinterpret_cast<const M*>(a); }
+inline V Splat(double x) { return V{} + x; }
+
+// (gamma g + coef0)^degree by `degree` multiplications from 1 (svm._poly).
+inline V Poly(V g, double gamma, double coef0, int32_t degree) {
+  const V base = gamma * g + coef0;
+  V out = Splat(1.0);
+  for (int32_t d = 0; d < degree; ++d) out *= base;
+  return out;
 }
 
-struct Choice {
-  int64_t i = 0;
-  double gmax = -kInf, gmax2 = -kInf;
-  // Variable t's turn in the scan: i is the last argmax of -s g over I_up (masked entries count as
-  // -inf, so with I_up empty i is l - 1, as svm._last_argmax gives); gmax2 the max of s g over I_low.
-  void See(int64_t t, double s, double a, double up, double g) {
-    const bool at_upper = a >= up, at_lower = a <= 0;
-    const bool in_up = s > 0 ? !at_upper : !at_lower, in_low = s > 0 ? !at_lower : !at_upper;
-    const double v = in_up ? -s * g : -kInf;
-    if (v >= gmax) gmax = v, i = t;
-    if (in_low && s * g > gmax2) gmax2 = s * g;
+// A running last-argmax in every lane: lane k sees positions t + k, each lane keeps the last of its
+// equal maxima; the result is the largest position among the lanes that hold the maximum.
+struct LastArgmax {
+  V best;
+  M at = M{};
+  explicit LastArgmax(double init) : best(Splat(init)) {}
+  void See(V v, M pos) {
+    const M take = v >= best;
+    best = take ? v : best;
+    at = take ? pos : at;
+  }
+  void Result(double* value, int64_t* pos) const {
+    double b = best[0];
+    for (int k = 1; k < kLanes; ++k) b = best[k] > b ? best[k] : b;
+    int64_t a = -1;
+    for (int k = 0; k < kLanes; ++k) a = best[k] == b && at[k] > a ? at[k] : a;
+    *value = b, *pos = a;
   }
 };
 
-// Problem q's solve; alpha, grad (l) and kd, ki, kj (n) are the calling thread's buffers.
-void SolveOne(const Batch& b, int64_t q, std::vector<double>& alpha_buf, std::vector<double>& grad_buf,
-              std::vector<double>& kd_buf, std::vector<double>& ki_buf, std::vector<double>& kj_buf) {
-  const int64_t n = b.n, l = b.l;
-  const double* sign = b.sign;
-  const double* p = b.p + q * l;
-  const double* upper = b.upper + q * l;
+// Problem q's solve. G = s g (libsvm's y_t G_t): products with s are exact, so G is s g to the bit,
+// and the selection reads it directly. up / low: -1 where t is in I_up / I_low (they change at i and
+// j only). Buffers: G, alpha, up, low (segments * np), kd, ki (np).
+void SolveOne(const Batch& b, int64_t q, double* G, double* alpha, int64_t* up, int64_t* low, double* kd, double* ki) {
+  const int64_t n = b.n, np = b.np, l = b.segments * n;
   const double gamma = b.gamma[q], coef0 = b.coef0[q];
   const int32_t degree = b.degree[q];
-  double *alpha = alpha_buf.data(), *grad = grad_buf.data(), *kd = kd_buf.data(), *ki = ki_buf.data(),
-         *kj = kj_buf.data();
-  for (int64_t u = 0; u < n; ++u) KernelRow(b.gram + u * (n + 1), gamma, coef0, degree, 1, kd + u);  // the diagonal
-  Choice c;
-  for (int64_t t = 0; t < l; ++t) {
+  const double* p = b.p + q * l;
+  const double* upper = b.upper + q * l;
+  auto real = [&](int64_t t) { return t / np * n + t % np; };  // stored position -> variable
+  auto set_masks = [&](int64_t t) {
+    const int64_t r = real(t);
+    const double s = b.sign[r], a = alpha[t];
+    const bool at_upper = a >= upper[r], at_lower = a <= 0;
+    up[t] = (s > 0 ? !at_upper : !at_lower) ? -1 : 0;
+    low[t] = (s > 0 ? !at_lower : !at_upper) ? -1 : 0;
+  };
+  const M iota = {0, 1, 2, 3};
+  const V inf = Splat(kInf), ninf = Splat(-kInf);
+  for (int64_t u = 0; u < n; ++u) {
+    const double base = gamma * b.gram[u * np + u] + coef0;
+    double out = 1.0;
+    for (int32_t d = 0; d < degree; ++d) out *= base;
+    kd[u] = out;
+  }
+  for (int64_t u = n; u < np; ++u) kd[u] = 0.0;
+  // The first i: a scan in order (padding never enters: its masks are 0).
+  int64_t i = -1;
+  double gmax = -kInf, gmax2 = -kInf;
+  for (int64_t t = 0; t < b.segments * np; ++t) {
+    const bool pad = t % np >= n;
     alpha[t] = 0.0;
-    grad[t] = p[t];
-    c.See(t, sign[t], 0.0, upper[t], p[t]);
+    G[t] = pad ? 0.0 : b.sign[real(t)] * p[real(t)];
+    up[t] = low[t] = 0;
+    if (pad) continue;
+    set_masks(t);
+    const double v = up[t] ? -G[t] : -kInf;
+    if (v >= gmax) gmax = v, i = t;
+    if (low[t] && G[t] > gmax2) gmax2 = G[t];
   }
   int64_t it = 0;
   bool done = false;
   while (it < b.max_iter) {
-    const int64_t i = c.i;
-    const double gmax = c.gmax;
-    KernelRow(b.gram + (i % n) * n, gamma, coef0, degree, n, ki);
-    // j: the last argmin over I_low of the second-order gain -(gmax + s g)^2 / quad (masked: +inf).
-    const double kii = kd[i % n];
-    double best = kInf;
-    int64_t j = 0;
-    for (int64_t seg = 0; seg < l; seg += n) {
-      for (int64_t u = 0; u < n; ++u) {
-        const int64_t t = seg + u;
-        const double s = sign[t], a = alpha[t];
-        const bool at_upper = a >= upper[t], at_lower = a <= 0;
-        const bool in_low = s > 0 ? !at_lower : !at_upper;
-        const double diff = gmax + s * grad[t];
-        double quad = kii + kd[u] - 2.0 * ki[u];
-        quad = quad > 0 ? quad : kTau;
-        const double gain = in_low && diff > 0 ? -diff * diff / quad : kInf;
-        if (gain <= best) best = gain, j = t;
+    if (gmax == -kInf) i = (b.segments - 1) * np + n - 1;  // I_up empty: _last_argmax's l - 1 (then done)
+    const int64_t iu = i % np;
+    // j: the last argmin over I_low of -(gmax + G)^2 / quad (masked +inf), forming K_i on the way.
+    const double* gi = b.gram + iu * np;
+    const double kii = kd[iu];
+    LastArgmax jsel(-kInf);  // over -gain, so the last of equal minima
+    for (int64_t u = 0; u < np; u += kLanes) {
+      const V k = Poly(LoadV(gi + u), gamma, coef0, degree);
+      *reinterpret_cast<V*>(ki + u) = k;
+      V quad = kii + LoadV(kd + u) - 2.0 * k;
+      quad = quad > 0 ? quad : Splat(kTau);
+      for (int64_t seg = 0; seg < b.segments; ++seg) {
+        const int64_t t = seg * np + u;
+        const V diff = gmax + LoadV(G + t);
+        const V gain = (LoadM(low + t) & (diff > 0)) != 0 ? -diff * diff / quad : inf;
+        jsel.See(-gain, iota + t);
       }
     }
-    if (gmax + c.gmax2 < b.tol || !std::isfinite(best)) {
+    double neg_best;
+    int64_t j;
+    jsel.Result(&neg_best, &j);
+    if (gmax + gmax2 < b.tol || !std::isfinite(neg_best)) {
       done = true;
       break;
     }
-    KernelRow(b.gram + (j % n) * n, gamma, coef0, degree, n, kj);
+    const int64_t ri = real(i), rj = real(j), ju = j % np;
     // libsvm's update (Solver::Solve): the pair moves along s_i a_i + s_j a_j = const, then is clipped.
-    const double si = sign[i], sj = sign[j], ci = upper[i], cj = upper[j], ai = alpha[i], aj = alpha[j];
-    const double q_ij = si * sj * ki[j % n];
+    const double si = b.sign[ri], sj = b.sign[rj], ci = upper[ri], cj = upper[rj], ai = alpha[i], aj = alpha[j];
+    const double grad_i = si * G[i], grad_j = sj * G[j];
+    const double q_ij = si * sj * ki[ju];
     double new_i, new_j;
     if (si != sj) {
-      double curv = kd[i % n] + kd[j % n] + 2.0 * q_ij;
+      double curv = kd[iu] + kd[ju] + 2.0 * q_ij;
       curv = curv > 0 ? curv : kTau;
-      const double delta = (-grad[i] - grad[j]) / curv;
+      const double delta = (-grad_i - grad_j) / curv;
       const double d = ai - aj;
       new_i = ai + delta, new_j = aj + delta;
       if (d > 0) {
@@ -145,9 +188,9 @@ void SolveOne(const Batch& b, int64_t q, std::vector<double>& alpha_buf, std::ve
         new_j = cj, new_i = cj + d;
       }
     } else {
-      double curv = kd[i % n] + kd[j % n] - 2.0 * q_ij;
+      double curv = kd[iu] + kd[ju] - 2.0 * q_ij;
       curv = curv > 0 ? curv : kTau;
-      const double delta = (grad[i] - grad[j]) / curv;
+      const double delta = (grad_i - grad_j) / curv;
       const double s = ai + aj;
       new_i = ai - delta, new_j = aj + delta;
       if (s > ci) {
@@ -164,42 +207,59 @@ void SolveOne(const Batch& b, int64_t q, std::vector<double>& alpha_buf, std::ve
     const double da_i = new_i - ai, da_j = new_j - aj;
     alpha[i] = ai + da_i;
     alpha[j] = aj + da_j;
-    // g += Q_i da_i + Q_j da_j (Q_it = s_i s_t K_it), fused with the next step's choice of i.
-    c = Choice();
-    for (int64_t seg = 0; seg < l; seg += n) {
-      for (int64_t u = 0; u < n; ++u) {
-        const int64_t t = seg + u;
-        const double s = sign[t];
-        const double g = grad[t] + si * s * ki[u] * da_i + sj * s * kj[u] * da_j;
-        grad[t] = g;
-        c.See(t, s, alpha[t], upper[t], g);
+    set_masks(i);
+    set_masks(j);
+    // G += s_i K_i da_i + s_j K_j da_j (s_t g_t += s_t Q_it da_i + ..., Q_it = s_i s_t K_it), forming K_j on
+    // the way and choosing the next step's i (last argmax of -G over I_up) and gmax2 (max G over I_low).
+    const double* gj = b.gram + ju * np;
+    const double ci_step = si * da_i, cj_step = sj * da_j;
+    LastArgmax isel(-kInf);
+    V g2 = ninf;
+    for (int64_t u = 0; u < np; u += kLanes) {
+      const V kiv = LoadV(ki + u), kjv = Poly(LoadV(gj + u), gamma, coef0, degree);
+      for (int64_t seg = 0; seg < b.segments; ++seg) {
+        const int64_t t = seg * np + u;
+        V g = LoadV(G + t);
+        g = g + kiv * ci_step;
+        g = g + kjv * cj_step;
+        *reinterpret_cast<V*>(G + t) = g;
+        isel.See(LoadM(up + t) != 0 ? -g : ninf, iota + t);
+        const V lowg = LoadM(low + t) != 0 ? g : ninf;
+        g2 = lowg > g2 ? lowg : g2;
       }
     }
+    isel.Result(&gmax, &i);
+    gmax2 = g2[0];
+    for (int k = 1; k < kLanes; ++k) gmax2 = g2[k] > gmax2 ? g2[k] : gmax2;
     ++it;
   }
 
   // libsvm's calculate_rho over the active (training) variables.
   double ub = kInf, lb = -kInf, free_sum = 0.0, obj = 0.0;
   int64_t n_free = 0;
-  for (int64_t t = 0; t < l; ++t) {
-    const double s = sign[t], a = alpha[t], yg = s * grad[t];
-    obj += a * (grad[t] + p[t]);
-    if (!(upper[t] > 0)) continue;
-    const bool at_upper = a >= upper[t], at_lower = a <= 0;
-    if (!at_upper && !at_lower) {
-      free_sum += yg, ++n_free;
-    } else if ((at_upper && s < 0) || (at_lower && !at_upper && s > 0)) {
-      ub = std::fmin(ub, yg);
-    } else if ((at_upper && s > 0) || (at_lower && !at_upper && s < 0)) {
-      lb = std::fmax(lb, yg);
+  double* coef = b.coef + q * n;
+  double* decision = b.decision + q * n;
+  for (int64_t seg = 0; seg < b.segments; ++seg) {
+    for (int64_t u = 0; u < n; ++u) {
+      const int64_t t = seg * np + u, r = seg * n + u;
+      const double s = b.sign[r], a = alpha[t], yg = G[t], grad = s * G[t];
+      obj += a * (grad + p[r]);
+      if (seg == 0) decision[u] = s * (grad - p[r]);
+      if (!(upper[r] > 0)) continue;
+      const bool at_upper = a >= upper[r], at_lower = a <= 0;
+      if (!at_upper && !at_lower) {
+        free_sum += yg, ++n_free;
+      } else if ((at_upper && s < 0) || (at_lower && !at_upper && s > 0)) {
+        ub = std::fmin(ub, yg);
+      } else if ((at_upper && s > 0) || (at_lower && !at_upper && s < 0)) {
+        lb = std::fmax(lb, yg);
+      }
     }
   }
   const double rho = n_free > 0 ? free_sum / static_cast<double>(n_free) : (ub + lb) / 2;
-  double* coef = b.coef + q * n;
-  double* decision = b.decision + q * n;
   for (int64_t u = 0; u < n; ++u) {
-    coef[u] = l > n ? alpha[u] - alpha[u + n] : sign[u] * alpha[u];
-    decision[u] = sign[u] * (grad[u] - p[u]) - rho;
+    coef[u] = b.segments == 2 ? alpha[u] - alpha[np + u] : b.sign[u] * alpha[u];
+    decision[u] -= rho;
   }
   b.intercept[q] = -rho;
   b.objective[q] = obj / 2;
@@ -224,15 +284,21 @@ ffi::Error Smo(ffi::ThreadPool pool, F64 gram, F64 sign, F64 p, F64 upper, F64 g
       coef->element_count() != P * n || decision->element_count() != P * n) {
     return ffi::Error::InvalidArgument("neuco_smo: inconsistent operand shapes");
   }
-  const Batch b = {gram.typed_data(), sign.typed_data(), p.typed_data(), upper.typed_data(), gamma.typed_data(),
+  const int64_t np = (n + kLanes - 1) / kLanes * kLanes, segments = regression ? 2 : 1;
+  std::vector<double> padded(n * np, 0.0);
+  for (int64_t r = 0; r < n; ++r) std::copy(gram.typed_data() + r * n, gram.typed_data() + (r + 1) * n, &padded[r * np]);
+  const Batch b = {padded.data(), sign.typed_data(), p.typed_data(), upper.typed_data(), gamma.typed_data(),
                    coef0.typed_data(), degree.typed_data(), coef->typed_data(), intercept->typed_data(),
                    objective->typed_data(), iterations->typed_data(), converged->typed_data(),
-                   decision->typed_data(), n, l, tol, max_iter};
+                   decision->typed_data(), n, np, segments, tol, max_iter};
   ParallelFor(
       pool, P,
       [b](int64_t begin, int64_t end) {
-        std::vector<double> alpha(b.l), grad(b.l), kd(b.n), ki(b.n), kj(b.n);
-        for (int64_t q = begin; q < end; ++q) SolveOne(b, q, alpha, grad, kd, ki, kj);
+        const int64_t size = b.segments * b.np;
+        std::vector<double> G(size), alpha(size), kd(b.np), ki(b.np);
+        std::vector<int64_t> up(size), low(size);
+        for (int64_t q = begin; q < end; ++q) SolveOne(b, q, G.data(), alpha.data(), up.data(), low.data(), kd.data(),
+                                                       ki.data());
       },
       /*chunk=*/1);  // problems differ in steps by 10x and more: hand them out one at a time
   return ffi::Error::Success();
