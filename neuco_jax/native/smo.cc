@@ -286,7 +286,8 @@ ffi::Error Smo(ffi::ThreadPool pool, F64 gram, F64 sign, F64 p, F64 upper, F64 g
   }
   const int64_t np = (n + kLanes - 1) / kLanes * kLanes, segments = regression ? 2 : 1;
   std::vector<double> padded(n * np, 0.0);
-  for (int64_t r = 0; r < n; ++r) std::copy(gram.typed_data() + r * n, gram.typed_data() + (r + 1) * n, &padded[r * np]);
+  const double* g = gram.typed_data();
+  for (int64_t r = 0; r < n; ++r) std::copy(g + r * n, g + (r + 1) * n, &padded[r * np]);
   const Batch b = {padded.data(), sign.typed_data(), p.typed_data(), upper.typed_data(), gamma.typed_data(),
                    coef0.typed_data(), degree.typed_data(), coef->typed_data(), intercept->typed_data(),
                    objective->typed_data(), iterations->typed_data(), converged->typed_data(),
