@@ -65,12 +65,17 @@ def _leaderboard_parser(sub) -> None:
     p = sub.add_parser("leaderboard", help="rank every complete run of a phase",
                        description="Rebuild <output_dir>/leaderboards/<phase>/leaderboard_<timestamp>.csv "
                                    "from every results_summary.json of the phase (rank-then-aggregate).")
+    _phase_flags(p, "rank")
+    _selection_flags(p)
+
+
+def _phase_flags(p, verb: str) -> None:
+    """The flags leaderboard, compare and report share: which phase, and how its tasks are weighted."""
     p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root folder (default: results/)")
-    p.add_argument("--phase", default="results", help="phase to rank (default: results)")
+    p.add_argument("--phase", default="results", help=f"phase to {verb} (default: results)")
     p.add_argument("--weighting", choices=("std", "uniform"), default="std",
                    help="task weights: std of each task's Q across runs (reference, default) "
                         "or uniform (plain average rank)")
-    _selection_flags(p)
 
 
 def _selection_flags(p) -> None:
@@ -89,8 +94,7 @@ def _compare_parser(sub) -> None:
                                    "tests) and cd_<timestamp>.{png,svg} (critical-difference diagram) to "
                                    "<output_dir>/leaderboards/<phase>/, from every run's fold scores: the runs "
                                    "were scored on the same folds, so their fold scores are paired.")
-    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root folder (default: results/)")
-    p.add_argument("--phase", default="results", help="phase to compare (default: results)")
+    _phase_flags(p, "compare")
     p.add_argument("--runs", nargs="+", default=None, metavar="RUN",
                    help="compare only these runs: run folder names, or method names with one run each "
                         "(default: every complete run)")
@@ -99,8 +103,6 @@ def _compare_parser(sub) -> None:
                         "1 - confidence (default: 0.95)")
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed; the same seed, the same files (default: 0)")
-    p.add_argument("--weighting", choices=("std", "uniform"), default="std",
-                   help="task weights of the ranking: std (reference, default) or uniform")
     _selection_flags(p)
 
 
@@ -112,10 +114,7 @@ def _report_parser(sub) -> None:
                                    "diagram, per-task Q and scores with their spread over folds, a task x run rank "
                                    "heatmap, the selection optimism of nested runs and each run's config; the "
                                    "figures are also saved as PNG beside it.")
-    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root folder (default: results/)")
-    p.add_argument("--phase", default="results", help="phase to report (default: results)")
-    p.add_argument("--weighting", choices=("std", "uniform"), default="std",
-                   help="task weights of the ranking: std (reference, default) or uniform")
+    _phase_flags(p, "report")
     p.add_argument("--out", type=Path, default=None,
                    help="HTML file to write (default: <output_dir>/reports/<phase>/report.html); PNGs go beside it")
     p.add_argument("--baseline", default=None, metavar="RUN",
