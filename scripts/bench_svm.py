@@ -12,7 +12,7 @@ import argparse
 import time
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, r2_score
+from sklearn.metrics import f1_score, r2_score
 from sklearn.svm import SVC, SVR
 
 from neuco_jax.plan import shuffle_split

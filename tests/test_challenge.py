@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from neuco_jax.challenge import inbox, run_challenge
-from neuco_jax.challenge.bundle import EVALAI_INIT, pack
+from neuco_jax.challenge.bundle import EVALAI_INIT
 from neuco_jax.challenge.demo import make_demo_challenge, write_submission
 from neuco_jax.challenge.ledger import load_ledger
 from neuco_jax.challenge.spec import load_challenge

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import r2_score
-from test_engine import decision_margin, reference_fold, reference_score
+from test_engine import reference_fold, reference_score
 
 from neuco_jax import engine
 from neuco_jax.config import Config
-from neuco_jax.data import Task, prepare
+from neuco_jax.data import prepare
 from neuco_jax.leaderboard import write_leaderboard
 from neuco_jax.pipeline import evaluate
 from neuco_jax.plan import make_plan, stack_embeddings

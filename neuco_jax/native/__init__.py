@@ -210,7 +210,7 @@ def smo(regression: bool, tol: float, max_iter: int):
         return None
 
     def solve(gram, sign, p, upper, gamma, coef0, degree):
-        (P, l), n = p.shape, gram.shape[0]
+        P, n = p.shape[0], gram.shape[0]
         f64 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float64)  # noqa: E731
         out = (f64(P, n), f64(P), f64(P), jax.ShapeDtypeStruct((P,), jnp.int32), jax.ShapeDtypeStruct((P,), jnp.bool_),
                f64(P, n))
