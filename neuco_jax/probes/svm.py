@@ -85,12 +85,12 @@ class DualSolution(NamedTuple):
     decision: np.ndarray
 
 
-def default_max_iter(n_variables: int) -> int:
-    """The SMO step cap: max(1e6, 100 l). libsvm's is max(1e7, 100 l); a lockstep chunk waits on its
-    slowest problem, so the floor is 10x lower. libsvm itself needs up to ~1,000 l steps at C 1e3 on small
-    tasks (tests/test_svm.py's 270-row folds: 64k-277k steps), which the 1e6 floor covers; problems that
-    reach the cap are counted and reported (`converged` False), never scored."""
-    return max(1_000_000, 100 * n_variables)
+def default_max_iter(n_variables: int, lockstep: bool = True) -> int:
+    """The SMO step cap. The native kernel (no lockstep): libsvm's own, max(1e7, 100 l). The XLA loop:
+    max(1e6, 100 l), since a lockstep chunk waits on its slowest problem. libsvm itself needs up to
+    ~1,000 l steps at C 1e3 on small tasks (tests/test_svm.py's 270-row folds: 64k-277k steps), which the
+    1e6 floor covers; problems that reach the cap are counted and reported (`converged` False), never scored."""
+    return max(1_000_000 if lockstep else 10_000_000, 100 * n_variables)
 
 
 def gram_matrix(x: np.ndarray) -> np.ndarray:
@@ -265,7 +265,7 @@ def solve_dual(gram, y, train_mask, C, degree, gamma, coef0, epsilon=None, *, re
       epsilon: (problems,) SVR's epsilon (regression only).
       regression: SVR if True, else SVC.
       tol: stop when the maximal violation is below it (scikit-learn's tol).
-      max_iter: SMO step cap per problem; default `default_max_iter(l)`.
+      max_iter: SMO step cap per problem; default `default_max_iter(l)` (libsvm's on the native kernel).
       devices: the devices to shard problems over (default: all of JAX's default backend).
       native: take the native kernel where it applies (`uses_native`); False keeps the XLA solver.
 
@@ -278,10 +278,11 @@ def solve_dual(gram, y, train_mask, C, degree, gamma, coef0, epsilon=None, *, re
     epsilon = np.broadcast_to(np.asarray(SVR_EPSILON if epsilon is None else epsilon, np.float64), (P,))
     y = np.asarray(y, np.float64)
     l = 2 * n if regression else n
-    max_iter = default_max_iter(l) if max_iter is None else max_iter
+    devices = tuple(devices or jax.devices())
+    native = uses_native(devices, native)
+    max_iter = default_max_iter(l, lockstep=not native) if max_iter is None else max_iter
     max_degree = int(degree.max())
     sign, p, upper = _problem_arrays(y, train_mask, C, epsilon, regression)
-    devices = tuple(devices or jax.devices())
     # Chunks of a multiple of the device count (the padding repeats the last problem; dropped below).
     chunk = -(-max(1, min(P, CHUNK_ELEMENTS // l)) // len(devices)) * len(devices)
     n_chunks = math.ceil(P / chunk)
@@ -290,7 +291,7 @@ def solve_dual(gram, y, train_mask, C, degree, gamma, coef0, epsilon=None, *, re
     parts = []
     gram = np.asarray(gram, np.float64)
     with jax.enable_x64(True):
-        if uses_native(devices, native):
+        if native:
             solve = _native_solver(regression=regression, tol=float(tol), max_iter=int(max_iter))
             g, s, put = gram, sign, lambda a: a  # noqa: E731
         else:
