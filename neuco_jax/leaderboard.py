@@ -38,8 +38,8 @@ import pandas as pd
 from neuco_jax.errors import InputError
 from neuco_jax.protocol import MixedProtocolsError, group_protocols, protocol_of
 from neuco_jax.results import atomic_write_text, check_name, timestamp
+from neuco_jax.scores import WEIGHTINGS
 
-WEIGHTINGS = ("std", "uniform")
 SUMMARY_FILE = "results_summary.json"
 Q_PREFIX = "q::"
 ACC_PREFIX = "acc::"

@@ -7,6 +7,9 @@ import warnings
 
 import numpy as np
 
+# How the leaderboard weights tasks (neuco_jax.leaderboard): "std" (the reference's) or "uniform".
+WEIGHTINGS = ("std", "uniform")
+
 
 def q_statistic(mean_score: float, std_dev: float) -> float:
     """NeuCo-Bench's Q: high when a task is solved well AND stably; 100 is perfect, < 0 when R^2 < 0."""

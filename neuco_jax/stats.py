@@ -59,7 +59,8 @@ import warnings
 
 import numpy as np
 
-WEIGHTINGS = ("std", "uniform")
+from neuco_jax.scores import WEIGHTINGS, q_statistic
+
 # Weighted scores closer than this (relative) are ties: the sums of the same rank x weight
 # terms in another order differ by a few ulps, and the leaderboard calls exact ties ties.
 _TIE = 1e-12
@@ -73,7 +74,7 @@ def q_of(scores):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a task whose folds all failed: NaN
         mean, std = np.nanmean(scores, axis=-1), np.nanstd(scores, axis=-1)
-    return mean / (0.02 + std) * 2
+    return q_statistic(mean, std)
 
 
 def rank_aggregate(q, weighting="std"):

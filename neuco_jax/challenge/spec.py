@@ -29,11 +29,11 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from neuco_jax.errors import ConfigError
+from neuco_jax.scores import WEIGHTINGS
 
 SPEC_FILE = "challenge.yaml"
 SELECTIONS = ("best", "latest")
 FEEDBACK = ("status", "score", "tasks")
-WEIGHTINGS = ("std", "uniform")
 ANONYMIZE = (True, False, "omit")
 DEFAULT_MAX_FILE_BYTES = 1 << 30
 _TOP_KEYS = {"name", "labels", "config", "embedding_dim", "anonymize_tasks", "selection",
