@@ -8,8 +8,11 @@
 // pays for every problem until the slowest stops); here each problem runs its own loop to its
 // own end, problems are taken one at a time by XLA's intra-op threads, and a step is two
 // vectorised passes over the variables: choose j while forming K_i, then update the gradient
-// while forming K_j and choosing the next step's i. No kernel cache and no shrinking: shrinking
-// would change the path, and a row costs about as much to form as to read.
+// while forming K_j and choosing the next step's i. No kernel cache (a row costs about as much to
+// form from the Gram row as to read) and no shrinking: libsvm's shrinking was tried on the demo
+// data's slow problems and kept 47% (SVR, epsilon 0.01) to 86% (SVC, random labels) of the
+// training variables active, since most are free support vectors there, while packing the active
+// set turns the passes' contiguous Gram reads into gathers: no faster per solve (1.0-1.15x).
 //
 // The values are XLA's up to rounding, not to the bit: where a compiler contracts a * b + c into
 // one FMA differs between XLA and this file. The path is the same until an exact tie in the
