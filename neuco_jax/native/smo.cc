@@ -72,10 +72,11 @@ inline V LoadV(const double* a) { return *reinterpret_cast<const V*>(a); }
 inline M LoadM(const int64_t* a) { return *reinterpret_cast<const M*>(a); }
 inline V Splat(double x) { return V{} + x; }
 
-// (gamma g + coef0)^degree by `degree` multiplications from 1 (svm._poly).
-inline V Poly(V g, double gamma, double coef0, int32_t degree) {
-  const V base = gamma * g + coef0;
-  V out = Splat(1.0);
+// (gamma g + coef0)^degree by `degree` multiplications from 1 (svm._poly), four lanes or one value.
+template <typename T>
+inline T Poly(T g, double gamma, double coef0, int32_t degree) {
+  const T base = gamma * g + coef0;
+  T out = T{} + 1.0;  // 1 in every lane
   for (int32_t d = 0; d < degree; ++d) out *= base;
   return out;
 }
@@ -119,12 +120,7 @@ void SolveOne(const Batch& b, int64_t q, double* G, double* alpha, int64_t* up, 
   };
   const M iota = {0, 1, 2, 3};
   const V inf = Splat(kInf), ninf = Splat(-kInf);
-  for (int64_t u = 0; u < n; ++u) {
-    const double base = gamma * b.gram[u * np + u] + coef0;
-    double out = 1.0;
-    for (int32_t d = 0; d < degree; ++d) out *= base;
-    kd[u] = out;
-  }
+  for (int64_t u = 0; u < n; ++u) kd[u] = Poly(b.gram[u * np + u], gamma, coef0, degree);
   for (int64_t u = n; u < np; ++u) kd[u] = 0.0;
   // The first i: a scan in order (padding never enters: its masks are 0).
   int64_t i = -1;
