@@ -9,7 +9,7 @@ tasks, D=1024). Config: the packaged ridge config (40 folds, alphas 0.1 / 1 /
 2. a sweep of `--methods` (default 100) synthetic submissions: method_a's
    embedding mixed with independent Gaussian noise at 100 levels (so quality
    falls with the index; each its own file, `.npy` + `.ids.txt`, written once
-   into `--data`/ridge_sweep/), `python -m neuco_jax sweep --submissions_dir`
+   into `--data`/ridge_sweep_<N>_<format>/), `python -m neuco_jax sweep --submissions_dir`
    as one process: wall and peak RSS.
 
 `--task_filter` restricts both to the named tasks (the config's `task_filter`): tasks are
