@@ -67,7 +67,7 @@ def run(cmd: list[str], log: Path) -> float:
     log.write_text(proc.stdout + proc.stderr)
     if proc.returncode:
         sys.stderr.write(proc.stderr[-3000:])
-        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {proc.returncode}")
+        raise SystemExit(f"{' '.join(cmd[:4])} ... exited {proc.returncode} (its log: {log})")
     return wall
 
 
