@@ -100,7 +100,8 @@ def _chunks(n: int, chunk_size: int):
 
 def sweep(submission_files, annotation_path, config: Config, *, output_dir="results", phase: str = "results",
           method_names=None, exclude_file=None, chunk_size: int | None = None,
-          write_leaderboard: bool | None = None, progress: Progress | None = None) -> list[RunResult]:
+          write_leaderboard: bool | None = None, progress: Progress | None = None,
+          loaded: dict | None = None) -> list[RunResult]:
     """Evaluate several submissions, and every ablation variant of each, in one compiled program.
 
     Each reported run gets its own run folder, exactly as `evaluate` writes it,
@@ -126,6 +127,9 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
       write_leaderboard: rebuild the phase's leaderboard at the end; default:
         the config's `update_leaderboard`.
       progress: where stage progress is shown (default: nowhere).
+      loaded: a dict that keeps every submission read, keyed by its file, the labels folder,
+        embedding_dim and exclude file, for later sweeps of the same files under other configs (`sweep --configs`); default:
+        each submission is read when its chunk needs it and dropped after.
 
     Returns:
       One RunResult per (method, ablation variant), methods in the given order.
@@ -176,13 +180,17 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
         for chunk in _chunks(len(methods), chunk_size):
             t0 = time.perf_counter()
             benches: list[tuple[int, Benchmark]] = []
-            loaded = {}
+            current = {}
             for m in chunk:
                 i, d = methods[m]
-                if i not in loaded:
-                    loaded = {i: load_submission(files[i], valid_ids=valid_ids, embedding_dim=config.embedding_dim,
-                                                 exclude_file=exclude_file)}
-                ids, x = loaded[i]
+                key = (files[i].resolve(), Path(annotation_path).resolve(), config.embedding_dim,
+                       exclude_file and Path(exclude_file).resolve())
+                if key not in current:
+                    current = {key: (loaded or {}).get(key) or load_submission(
+                        files[i], valid_ids=valid_ids, embedding_dim=config.embedding_dim, exclude_file=exclude_file)}
+                    if loaded is not None:
+                        loaded[key] = current[key]
+                ids, x = current[key]
                 bench = prepare(tasks, ids, x[:, :d] if d else x, standardize=config.standardize_embeddings,
                                 normalize_labels=config.normalize_labels, task_filter=config.task_filter)
                 benches.append((m, bench))
