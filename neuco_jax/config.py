@@ -17,13 +17,21 @@ from neuco_jax.errors import ConfigError
 
 PROBE_DEFAULTS = {"batch_size": 64, "epochs": 10, "learning_rate": 0.001}
 PROBE_KEYS = set(PROBE_DEFAULTS) | {"device"}
-PROBE_TYPES = ("linear", "ridge", "svm")
+PROBE_TYPES = ("linear", "ridge", "svm", "knn", "mlp")
 # The ridge probe's L2 strengths, chosen per fold by leave-one-out: scikit-learn RidgeCV's default grid.
 RIDGE_ALPHAS = (0.1, 1.0, 10.0)
 RIDGE_KEYS = {"alphas", "device"}
 # probe_type svm: the reference's probe_params keys (benchmark/evaluation/probes/svm.py).
 SVM_KEYS = {"C_start_end", "kernel_degree_list", "kernel_gamma_start_end", "kernel_coef0_start_end",
             "epsilon_list", "opt_params", "device"}
+# probe_type knn: its probe_params keys (neuco_jax.probes.knn).
+KNN_KEYS = {"k_list", "metric", "weights", "device"}
+KNN_METRICS = ("euclidean", "cosine")
+KNN_WEIGHTS = ("uniform", "distance")
+# probe_type mlp: its probe_params keys (neuco_jax.probes.mlp); batch_size, epochs and learning_rate
+# are the linear probe's, with its defaults.
+MLP_KEYS = {"hidden_dims", "activation", "dropout", "weight_decay"} | PROBE_KEYS
+MLP_ACTIVATIONS = ("gelu", "relu")
 DEVICES = ("auto", "cpu", "gpu", "cuda", "tpu")
 SHUFFLES = ("per_fold", "shared")  # how folds order their minibatches (neuco_jax.plan.make_plan)
 # How held-out F1 counts a logit as positive: "reference" as torchmetrics' BinaryF1Score (> 0.5
@@ -96,17 +104,24 @@ class Config:
     ablations: Ablations = Ablations()
     alphas: tuple[float, ...] = RIDGE_ALPHAS  # probe_type ridge: probe_params.alphas
     svm: SVMParams | None = None  # probe_type svm: its probe_params
+    knn: KNNParams | None = None  # probe_type knn: its probe_params
+    mlp: MLPParams | None = None  # probe_type mlp: its probe_params besides batch_size, epochs, learning_rate
 
     def to_dict(self) -> dict[str, Any]:
         """The config in the reference's YAML layout (probe keys under `probe_params`)."""
         d = dataclasses.asdict(self)
         probe = {k: d.pop(k) for k in ("batch_size", "epochs", "learning_rate", "device")}
         alphas = d.pop("alphas")
-        d.pop("svm")
+        for kind in ("svm", "knn", "mlp"):
+            d.pop(kind)
         if self.probe_type == "ridge":
             probe = {"alphas": list(alphas), "device": probe["device"]}
         elif self.svm is not None:
             probe = {**self.svm.to_dict(), "device": probe["device"]}
+        elif self.knn is not None:
+            probe = {**self.knn.to_dict(), "device": probe["device"]}
+        elif self.mlp is not None:
+            probe = {**self.mlp.to_dict(), **probe}
         d["probe_params"] = probe
         d["task_filter"] = list(self.task_filter) if self.task_filter is not None else None
         ablations = self.ablations.to_dict()
@@ -162,8 +177,11 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
         probe = {k: raw[k] for k in PROBE_KEYS if k in raw}
     elif not isinstance(probe, dict):
         raise ConfigError(f"config key 'probe_params': got {probe!r}, expected a mapping")
-    known = {"ridge": RIDGE_KEYS, "svm": SVM_KEYS}.get(probe_type, PROBE_KEYS)
+    known = {"ridge": RIDGE_KEYS, "svm": SVM_KEYS, "knn": KNN_KEYS, "mlp": MLP_KEYS}.get(probe_type, PROBE_KEYS)
     for key in probe:
+        if key not in known and probe_type in ("knn", "mlp"):  # new kinds: no reference configs to stay lenient with
+            raise ConfigError(f"config key 'probe_params.{key}': unknown for probe_type {probe_type}"
+                              f"{_did_you_mean(key, known)} (allowed: {', '.join(sorted(known))})")
         if key not in known:
             warnings.warn(f"{source}: unknown key 'probe_params.{key}' is ignored{_did_you_mean(key, known)} "
                           f"(known: {', '.join(sorted(known))})", stacklevel=2)
@@ -212,17 +230,19 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
     selection = raw.get("selection", "test_fold")
     if selection not in SELECTIONS:
         raise ConfigError(f"config key 'selection': got {selection!r}, expected one of {', '.join(SELECTIONS)}")
+    knn = knn_params(probe) if probe_type == "knn" else None
+    mlp = mlp_params(probe) if probe_type == "mlp" else None
     if selection == "nested" and probe_type == "ridge":
         raise ConfigError("config key 'selection': ridge already chooses alpha on each fold's training rows "
                           "(leave-one-out); remove selection or use probe_type linear or svm")
     ablations = _ablations(raw.get("ablations"), params["epochs"], source)
     alphas = _ridge_alphas(probe) if probe_type == "ridge" else RIDGE_ALPHAS
     svm = svm_params(probe, source) if probe_type == "svm" else None
-    if probe_type == "ridge":
+    if probe_type in ("ridge", "knn"):
         for key in ("learning_rates", "epochs"):
             if getattr(ablations, key) is not None:
-                raise ConfigError(f"config key 'ablations.{key}': does not apply to probe_type ridge "
-                                  f"(closed form, no training steps); remove it")
+                raise ConfigError(f"config key 'ablations.{key}': does not apply to probe_type {probe_type} "
+                                  f"(no training steps); remove it")
     if probe_type == "svm" and ablations != Ablations():
         raise ConfigError("config key 'ablations': not supported with probe_type svm; remove it")
     fraction = _expect(raw.get("label_fraction", 1.0), (int, float), "label_fraction", "a number in (0, 1]")
@@ -233,7 +253,79 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
                   learning_rate=float(lr), device=device, embedding_dim=dim,
                   task_filter=task_filter, seed=seed, shuffle=shuffle, label_fraction=float(fraction),
                   metric_rule=metric_rule, selection=selection, probe_type=probe_type, alphas=alphas, svm=svm,
-                  ablations=ablations, **flags)
+                  knn=knn, mlp=mlp, ablations=ablations, **flags)
+
+
+@dataclasses.dataclass(frozen=True)
+class KNNParams:
+    """probe_type knn's probe_params: scikit-learn's KNeighbors{Regressor,Classifier} settings.
+
+    k_list: the neighbour counts tried (each fold keeps its best, or the inner split's with
+    selection nested); metric: "euclidean" or "cosine"; weights: "uniform" or "distance" (1 / d).
+    """
+
+    k_list: tuple[int, ...] = (20,)
+    metric: str = "euclidean"
+    weights: str = "uniform"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"k_list": list(self.k_list), "metric": self.metric, "weights": self.weights}
+
+
+def knn_params(probe: dict) -> KNNParams:
+    """Validate probe_type knn's probe_params (unknown keys are refused in config_from_dict)."""
+    k_list = probe.get("k_list", [20])
+    k_list = [k_list] if isinstance(k_list, int) and not isinstance(k_list, bool) else k_list
+    if not isinstance(k_list, list) or not k_list or not all(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in k_list):
+        raise ConfigError(f"config key 'probe_params.k_list': got {probe.get('k_list')!r}, "
+                          f"expected a positive integer or a non-empty list of them, e.g. [5, 20, 50]")
+    if len(set(k_list)) != len(k_list):
+        raise ConfigError(f"config key 'probe_params.k_list': {k_list} lists a value twice")
+    for key, allowed in (("metric", KNN_METRICS), ("weights", KNN_WEIGHTS)):
+        value = probe.get(key, allowed[0])
+        if value not in allowed:
+            raise ConfigError(f"config key 'probe_params.{key}': got {value!r}, expected one of {', '.join(allowed)}")
+    return KNNParams(tuple(k_list), probe.get("metric", "euclidean"), probe.get("weights", "uniform"))
+
+
+@dataclasses.dataclass(frozen=True)
+class MLPParams:
+    """probe_type mlp's probe_params besides batch_size, epochs and learning_rate (Config's).
+
+    hidden_dims: widths of the hidden layers; activation: "gelu" or "relu"; dropout: the
+    probability of dropping a hidden unit while training; weight_decay: AdamW's decoupled decay.
+    """
+
+    hidden_dims: tuple[int, ...] = (256,)
+    activation: str = "gelu"
+    dropout: float = 0.0
+    weight_decay: float = 0.01
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hidden_dims": list(self.hidden_dims), "activation": self.activation, "dropout": self.dropout,
+                "weight_decay": self.weight_decay}
+
+
+def mlp_params(probe: dict) -> MLPParams:
+    """Validate probe_type mlp's own probe_params (unknown keys are refused in config_from_dict)."""
+    dims = probe.get("hidden_dims", [256])
+    dims = [dims] if isinstance(dims, int) and not isinstance(dims, bool) else dims
+    if not isinstance(dims, list) or not dims or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
+        raise ConfigError(f"config key 'probe_params.hidden_dims': got {probe.get('hidden_dims')!r}, "
+                          f"expected a non-empty list of positive integers, e.g. [256]")
+    activation = probe.get("activation", "gelu")
+    if activation not in MLP_ACTIVATIONS:
+        raise ConfigError(f"config key 'probe_params.activation': got {activation!r}, "
+                          f"expected one of {', '.join(MLP_ACTIVATIONS)}")
+    dropout = probe.get("dropout", 0.0)
+    if not _number(dropout) or not 0 <= dropout < 1:
+        raise ConfigError(f"config key 'probe_params.dropout': got {dropout!r}, expected a number in [0, 1)")
+    decay = probe.get("weight_decay", 0.01)
+    if not _number(decay) or decay < 0:
+        raise ConfigError(f"config key 'probe_params.weight_decay': got {decay!r}, expected a number >= 0")
+    return MLPParams(tuple(dims), activation, float(dropout), float(decay))
 
 
 def _ridge_alphas(probe: dict) -> tuple[float, ...]:

@@ -19,18 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from neuco_jax import engine, results
+from neuco_jax import results
 from neuco_jax.config import Ablations, Config
 from neuco_jax.data import (Benchmark, exclude_fingerprint, labels_fingerprint, load_labels, load_submission,
                             prepare, submission_width)
 from neuco_jax.errors import InputError
 from neuco_jax.fold_scores import write_fold_scores
-from neuco_jax.plan import Embeddings, coverage, make_plan, stack_embeddings
+from neuco_jax.plan import coverage
 from neuco_jax.plots import write_task_plots
-from neuco_jax.probes import linear, ridge, save_probe, svm
-from neuco_jax.probes.folds import TaskFolds
+from neuco_jax.probes import kind, save_probe
+from neuco_jax.probes.folds import GroupPass, TaskFolds, Variant
 from neuco_jax.progress import Progress
-from neuco_jax.runtime import is_writer, select_devices
+from neuco_jax.runtime import is_writer
 from neuco_jax.scores import TaskScore, task_score
 
 log = logging.getLogger(__name__)
@@ -58,17 +58,6 @@ class RunResult:
     config: Config
     timings: dict[str, float]
     leaderboard: Path | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class _Variant:
-    """One reported run: a method at one point of the ablation grid."""
-
-    lr_index: int
-    fraction: float
-    epochs: int
-    name: str
-    config: Config
 
 
 def _grid(config: Config):
@@ -170,12 +159,13 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     chunk_size = min(chunk_size, len(methods))
     timings["load"] += time.perf_counter() - t0
 
+    probe_kind = kind(config.probe_type)
     n_variants = len(lrs) * len(fractions) * len(epoch_points)
     with (progress or Progress(quiet=True)) as bar, bar.stage("load", len(methods)) as loaded_one, \
             bar.stage("compile", -(-len(methods) // chunk_size)) as compiled_one, \
             bar.stage("train", -(-len(methods) // chunk_size)) as trained_one, \
             bar.stage("write", len(methods) * n_variants) as wrote_one:
-        plans = {}  # coverage -> plan: methods covering the same ids share folds, orders and init
+        plans = {}  # coverage -> what a probe kind plans once: methods covering the same ids share folds, orders, init
         out: dict[tuple[int, int], RunResult] = {}  # (method, variant) -> run, sorted at the end
         for chunk in _chunks(len(methods), chunk_size):
             t0 = time.perf_counter()
@@ -200,11 +190,8 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
             for cov, group in itertools.groupby(sorted(benches, key=lambda mb: coverage(mb[1])),
                                                 key=lambda mb: coverage(mb[1])):
                 group = list(group)
-                if config.probe_type in ("ridge", "svm"):
-                    results_of = _closed_pass(group, config, fractions, timings)
-                    compiled_one()
-                else:
-                    results_of = _linear_pass(group, config, plans, cov, width, chunk_size, timings, compiled_one)
+                results_of = probe_kind.run_pass(GroupPass(group, config, fractions, lrs, cov, plans, width,
+                                                           chunk_size, timings, compiled_one))
                 trained_one()
                 t0 = time.perf_counter()
                 for slot, (m, bench) in enumerate(group):
@@ -249,17 +236,6 @@ def _optimism(folds: list[TaskFolds]) -> dict:
     return {"selection_optimism": {name: None if math.isnan(v) else v for name, v in gaps.items()}}
 
 
-def _run(plan, emb: Embeddings, config: Config, timings: dict, compiled_one) -> engine.ProbeScores:
-    t0 = time.perf_counter()
-    compiled = engine.compile_plan(plan, emb, select_devices(config.device))
-    timings["compile"] += time.perf_counter() - t0
-    compiled_one()
-    t0 = time.perf_counter()
-    probes = engine.run_plan(plan, emb, compiled)
-    timings["train"] += time.perf_counter() - t0
-    return probes
-
-
 def _variants(config: Config, method: str, dim):
     lrs, _, fractions, epoch_points = _grid(config)
     for (l, lr), fraction, epochs in itertools.product(enumerate(lrs), fractions, epoch_points):
@@ -267,69 +243,7 @@ def _variants(config: Config, method: str, dim):
         variant_config = dataclasses.replace(
             config, learning_rate=lr, label_fraction=fraction, epochs=epochs,
             embedding_dim=dim or config.embedding_dim, ablations=Ablations())
-        yield _Variant(l, fraction, epochs, name, variant_config)
-
-
-def _linear_pass(group, config: Config, plans: dict, cov, width: int, chunk_size: int, timings: dict,
-                 compiled_one):
-    """The engine's one compiled pass over a group of methods (and its refit pass for `store_probes`).
-
-    Returns results_of(slot, variant, bench) -> (TaskFolds per task, stored Probes or None).
-    """
-    lrs, _, fractions, _ = _grid(config)
-    t0 = time.perf_counter()
-    if cov not in plans:
-        plans[cov] = make_plan(group[0][1], k_folds=config.k_folds, epochs=config.epochs,
-                               batch_size=config.batch_size, learning_rates=lrs,
-                               label_fractions=fractions, seed=config.seed, dim=width,
-                               shuffle=config.shuffle, metric_rule=config.metric_rule,
-                               selection=config.selection)
-    plan = plans[cov]
-    # Pad to the chunk size by repeating a method: every pass has the same shapes.
-    padded = [b for _, b in group] + [group[-1][1]] * (chunk_size - len(group))
-    emb = stack_embeddings(padded, width)
-    timings["load"] += time.perf_counter() - t0
-    probes = _run(plan, emb, config, timings, compiled_one)
-    refit_plan = refit = None
-    if config.store_probes:
-        refit_plan = make_plan(group[0][1], k_folds=1, epochs=config.epochs, batch_size=config.batch_size,
-                               learning_rates=lrs, seed=config.seed, dim=width, refit=True,
-                               shuffle=config.shuffle, metric_rule=config.metric_rule)
-        refit = _run(refit_plan, emb, config, timings, lambda: None)
-
-    def results_of(slot: int, variant: _Variant, bench: Benchmark):
-        hyper = {"epochs": variant.epochs, "learning_rate": variant.config.learning_rate,
-                 "batch_size": config.batch_size}
-        folds = linear.task_folds(plan, probes, slot, variant.lr_index, variant.fraction, variant.epochs, bench,
-                                  hyper)
-        stored = None
-        if refit is not None:
-            stored = linear.refitted(refit_plan, refit, slot, variant.lr_index, bench,
-                                     {**hyper, "epochs": config.epochs, "seed": config.seed})
-        return folds, stored
-
-    return results_of
-
-
-def _closed_pass(group, config: Config, fractions, timings: dict):
-    """Ridge or SVM probes for a group of methods, method by method and task by task.
-
-    Ridge: one compiled program per task shape (neuco_jax.probes.ridge); SVM: the search's
-    rounds, each a batched solve of every fold x candidate of the round (neuco_jax.probes.svm;
-    its config allows no ablations, so one label fraction).
-    Returns results_of(slot, variant, bench) -> (TaskFolds per task, stored Probes or None).
-    """
-    t0 = time.perf_counter()
-    if config.probe_type == "ridge":
-        fits = [ridge.run(bench, config, fractions) for _, bench in group]
-        stored = [ridge.refit(bench, config) if config.store_probes else None for _, bench in group]
-    else:
-        (fraction,) = fractions
-        runs = [svm.run(bench, config, fraction, refit=config.store_probes) for _, bench in group]
-        fits = [{fraction: folds} for folds, _ in runs]
-        stored = [probes for _, probes in runs]
-    timings["train"] += time.perf_counter() - t0
-    return lambda slot, variant, bench: (fits[slot][variant.fraction], stored[slot])
+        yield Variant(l, fraction, epochs, name, variant_config)
 
 
 def _write_extras(run_dir: Path, *, config: Config, folds: list[TaskFolds], stored, bench: Benchmark,
@@ -374,3 +288,50 @@ def evaluate(submission_file, annotation_path, config: Config, *, output_dir="re
     submission_file = Path(submission_file)
     return sweep([submission_file], annotation_path, config, output_dir=output_dir, phase=phase,
                  method_names=[method_name or submission_file.stem], exclude_file=exclude_file, progress=progress)
+
+
+def sweep_configs(submission_files, annotation_path, configs: dict[str, Config], *, output_dir="results",
+                  phase: str = "results", method_names=None, exclude_file=None, chunk_size: int | None = None,
+                  progress: Progress | None = None, resamples: int = 2000, seed: int = 0):
+    """Evaluate the same submissions under several configs (probe kinds), one phase each, then their agreement.
+
+    Config `stem` writes the phase `<phase>_<stem>` with its own leaderboard; every submission is read
+    once for all configs (one `loaded` dict for every sweep). Then the phases are recorded as siblings
+    and their agreement is written to `<output_dir>/leaderboards/agreement/` (neuco_jax.agreement);
+    when it cannot be computed (e.g. a phase mixes protocols with earlier runs) it is skipped with a
+    warning, and the runs and leaderboards stay.
+
+    Args:
+      submission_files, annotation_path, output_dir, method_names, exclude_file, chunk_size, progress: as sweep.
+      configs: {stem: Config}, two or more, in the order their phases are compared; none with ablations.
+      phase: the phases' common base name.
+      resamples, seed: the agreement's fold bootstrap.
+
+    Returns:
+      ({phase name: its RunResults}, the agreement's files as agreement.save_agreement returns them, or None).
+    """
+    if len(configs) < 2:
+        raise InputError(f"sweep --configs needs at least two configs to compare probes, got {len(configs)}; "
+                         "use --config for a single one")
+    phases = {stem: results.check_name("phase", f"{results.check_name('phase', phase)}_{stem}") for stem in configs}
+    for stem, config in configs.items():
+        if ablation_axes(config):
+            raise InputError(f"config {stem!r} has ablations ({', '.join(ablation_axes(config))}); sweep --configs "
+                             "compares probes, one phase per config: remove its ablations block, or run it with "
+                             "--config")
+    loaded: dict = {}
+    runs = {phases[stem]: sweep(submission_files, annotation_path, config, output_dir=output_dir,
+                                phase=phases[stem], method_names=method_names, exclude_file=exclude_file,
+                                chunk_size=chunk_size, write_leaderboard=True, progress=progress, loaded=loaded)
+            for stem, config in configs.items()}
+    if not is_writer():
+        return runs, None
+    from neuco_jax import agreement  # pandas and matplotlib: imported only when needed
+
+    agreement.write_siblings(output_dir, phase, list(runs))
+    try:
+        found = agreement.agreement(output_dir, list(runs), resamples=resamples, seed=seed)
+    except InputError as e:
+        warnings.warn(f"agreement not written: {e}", stacklevel=2)
+        return runs, None
+    return runs, agreement.save_agreement(found, output_dir)

@@ -1,15 +1,20 @@
-"""What every probe kind hands the pipeline for one method and task: `TaskFolds`.
+"""The one interface between the pipeline and every probe kind.
 
-Scores, the result JSON's hyperparameters, plots and stored probes are written from it alike,
-whichever probe kind (neuco_jax.probes.linear, neuco_jax.probes.ridge) produced it.
+The pipeline hands a kind's `run_pass(GroupPass)` a group of methods that cover the same ids; the
+kind trains and scores all of them and returns `results_of(slot, variant, bench)`: one method's
+(`slot`) `TaskFolds` per task at one ablation variant, and its refitted probes (`store_probes`) or
+None. Scores, the result JSON's hyperparameters, plots and stored probes are written from those
+alike, whichever kind (neuco_jax.probes.linear, ridge, svm, knn, mlp) produced them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
+from neuco_jax.config import Config
 from neuco_jax.data import Benchmark
 from neuco_jax.plan import inner_split, shuffle_split
 
@@ -45,6 +50,47 @@ class TaskFolds:
     epoch_scores: np.ndarray | None = None
     n_train: int | None = None
     test_fold_scores: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One reported run: a method at one point of the ablation grid (config: the variant's own)."""
+
+    lr_index: int
+    fraction: float
+    epochs: int
+    name: str
+    config: Config
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupPass:
+    """What a probe kind's `run_pass` gets: methods that cover the same ids, and the run's settings.
+
+    group: [(method index, its prepared Benchmark)]; slots are positions in this list
+    config: the run's Config; fractions: the label fractions of its ablation grid
+    learning_rates: the learning rates of its grid (probes trained by steps)
+    coverage: the ids the group covers (neuco_jax.plan.coverage); plans: a cache that outlives the
+      group, {coverage: what a kind plans once per coverage}, e.g. the linear probe's ProbePlan
+    width: the widest method of the sweep; chunk_size: methods per compiled pass (pad to it)
+    timings: the sweep's {stage: seconds}, which a kind adds its "compile" and "train" time to
+    compiled_one: call once when the group's program is compiled (progress)
+    """
+
+    group: list[tuple[int, Benchmark]]
+    config: Config
+    fractions: tuple[float, ...]
+    learning_rates: tuple[float, ...]
+    coverage: tuple
+    plans: dict
+    width: int
+    chunk_size: int
+    timings: dict
+    compiled_one: Callable[[], None]
+
+
+# results_of(slot, variant, bench) -> (TaskFolds per task, refitted probes or None)
+ResultsOf = Callable[[int, Variant, Benchmark], tuple[list[TaskFolds], list | None]]
 
 
 def shuffle_folds(bench: Benchmark, t: int, k_folds: int, seed: int, fraction: float = 1.0,

@@ -8,15 +8,67 @@ pipeline writes for every probe kind.
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
 
+from neuco_jax import engine
 from neuco_jax.data import Benchmark
 from neuco_jax.engine import ProbeScores
-from neuco_jax.plan import ProbePlan
-from neuco_jax.probes.folds import TaskFolds
+from neuco_jax.plan import Embeddings, ProbePlan, make_plan, stack_embeddings
+from neuco_jax.probes.folds import GroupPass, ResultsOf, TaskFolds, Variant
 from neuco_jax.probes.stored import Probe
+from neuco_jax.runtime import select_devices
+
+
+def run_pass(p: GroupPass) -> ResultsOf:
+    """The engine's one compiled pass over a group of methods (and its refit pass for `store_probes`).
+
+    Methods of one coverage share a plan (folds, batch orders, initial weights); the group is
+    padded to the chunk size by repeating a method, so every pass has the same shapes.
+    """
+    config = p.config
+    t0 = time.perf_counter()
+    if p.coverage not in p.plans:
+        p.plans[p.coverage] = make_plan(
+            p.group[0][1], k_folds=config.k_folds, epochs=config.epochs, batch_size=config.batch_size,
+            learning_rates=p.learning_rates, label_fractions=p.fractions, seed=config.seed, dim=p.width,
+            shuffle=config.shuffle, metric_rule=config.metric_rule, selection=config.selection)
+    plan = p.plans[p.coverage]
+    padded = [b for _, b in p.group] + [p.group[-1][1]] * (p.chunk_size - len(p.group))
+    emb = stack_embeddings(padded, p.width)
+    p.timings["load"] += time.perf_counter() - t0
+    probes = _run(plan, emb, p, p.compiled_one)
+    refit_plan = refit = None
+    if config.store_probes:
+        refit_plan = make_plan(p.group[0][1], k_folds=1, epochs=config.epochs, batch_size=config.batch_size,
+                               learning_rates=p.learning_rates, seed=config.seed, dim=p.width, refit=True,
+                               shuffle=config.shuffle, metric_rule=config.metric_rule)
+        refit = _run(refit_plan, emb, p, lambda: None)
+
+    def results_of(slot: int, variant: Variant, bench: Benchmark):
+        hyper = {"epochs": variant.epochs, "learning_rate": variant.config.learning_rate,
+                 "batch_size": config.batch_size}
+        folds = task_folds(plan, probes, slot, variant.lr_index, variant.fraction, variant.epochs, bench, hyper)
+        stored = None
+        if refit is not None:
+            stored = refitted(refit_plan, refit, slot, variant.lr_index, bench,
+                              {**hyper, "epochs": config.epochs, "seed": config.seed})
+        return folds, stored
+
+    return results_of
+
+
+def _run(plan: ProbePlan, emb: Embeddings, p: GroupPass, compiled_one) -> ProbeScores:
+    t0 = time.perf_counter()
+    compiled = engine.compile_plan(plan, emb, select_devices(p.config.device))
+    p.timings["compile"] += time.perf_counter() - t0
+    compiled_one()
+    t0 = time.perf_counter()
+    probes = engine.run_plan(plan, emb, compiled)
+    p.timings["train"] += time.perf_counter() - t0
+    return probes
 
 
 def task_folds(plan: ProbePlan, probes: ProbeScores, slot: int, lr_index: int, fraction: float, epochs: int,

@@ -34,6 +34,7 @@ coverage reuse it.
 from __future__ import annotations
 
 import dataclasses
+import time
 from functools import partial
 
 import jax
@@ -44,7 +45,7 @@ import numpy as np
 from neuco_jax.config import Config
 from neuco_jax.data import Benchmark
 from neuco_jax.engine import _heldout_scores
-from neuco_jax.probes.folds import TaskFolds, shuffle_folds
+from neuco_jax.probes.folds import GroupPass, ResultsOf, TaskFolds, shuffle_folds
 from neuco_jax.probes.stored import Probe
 
 # Folds per batch of the lax.map: bounds memory to a few (d, d) / (m, d) float64 matrices each.
@@ -181,3 +182,13 @@ def refit(bench: Benchmark, config: Config) -> list[Probe]:
         probes.append(Probe(task=task.name, task_type=task.task_type, w=fit.w[0], b=float(fit.b[0]),
                             mean=bench.mean, std=bench.std, hyperparameters=hyper, probe_type="ridge"))
     return probes
+
+
+def run_pass(p: GroupPass) -> ResultsOf:
+    """The probe interface (folds.py): every method of the group, one after another."""
+    t0 = time.perf_counter()
+    fits = [run(bench, p.config, p.fractions) for _, bench in p.group]
+    stored = [refit(bench, p.config) if p.config.store_probes else None for _, bench in p.group]
+    p.compiled_one()
+    p.timings["train"] += time.perf_counter() - t0
+    return lambda slot, variant, bench: (fits[slot][variant.fraction], stored[slot])

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 import warnings
 from functools import partial
 from typing import NamedTuple
@@ -45,7 +46,7 @@ import numpy as np
 
 from neuco_jax import native as native_kernels
 from neuco_jax.probes import search
-from neuco_jax.probes.folds import TaskFolds, shuffle_folds
+from neuco_jax.probes.folds import GroupPass, ResultsOf, TaskFolds, shuffle_folds
 from neuco_jax.probes.stored import KernelProbe
 from neuco_jax.runtime import global_array, select_devices
 
@@ -536,3 +537,14 @@ def run(bench, config, fraction: float = 1.0, refit: bool = False):
                 coef0=float(winner.coef0), degree=int(winner.degree), mean=bench.mean, std=bench.std,
                 hyperparameters={**hyper, "refit_rows": len(data.x), "refit_converged": bool(sol.converged[0])}))
     return folds, (probes if refit else None)
+
+
+def run_pass(p: GroupPass) -> ResultsOf:
+    """The probe interface (folds.py): every method of the group, one after another (one label fraction:
+    the config allows no ablations)."""
+    t0 = time.perf_counter()
+    (fraction,) = p.fractions
+    runs = [run(bench, p.config, fraction, refit=p.config.store_probes) for _, bench in p.group]
+    p.compiled_one()
+    p.timings["train"] += time.perf_counter() - t0
+    return lambda slot, variant, bench: runs[slot]
