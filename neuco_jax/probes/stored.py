@@ -3,11 +3,12 @@
 On disk, `<run>/<task>/probe/`:
     probe.npz    linear and ridge: arrays w (dim,), b ()
                  svm: support_vectors (s, dim) (standardised rows), dual_coef (s,), b ()
+                 knn: x_train (n, dim) (standardised rows, float32), y_train (n,)
     probe.json   task, task_type, the submission's standardisation (mean, std),
                  the label range used for min-max scaling, hyperparameters,
-                 probe_type (the kind that was refitted, "linear", "ridge" or "svm";
+                 probe_type (the kind that was refitted, "linear", "ridge", "svm", "knn" or "mlp";
                  files written before it was recorded are linear), and for svm the
-                 kernel (gamma <x, x'> + coef0)^degree with gamma resolved
+                 kernel (gamma <x, x'> + coef0)^degree with gamma resolved, for knn k, metric and weights
 `load_probe(folder)` returns a Probe or KernelProbe that predicts from raw embeddings.
 """
 
@@ -105,7 +106,48 @@ class KernelProbe(_Predicts):
         return kernel @ self.dual_coef + self.b
 
 
-ARRAYS = {"linear": ("w", "b"), "ridge": ("w", "b"), "svm": ("support_vectors", "dual_coef", "b")}
+@dataclasses.dataclass(frozen=True)
+class NeighbourProbe(_Predicts):
+    """A kNN probe (scikit-learn's KNeighbors{Regressor,Classifier}) with the preprocessing of its run.
+
+    x_train: (n, dim) the task's standardised rows; y_train: (n,) their labels (0/1, or min-max
+    scaled); k, metric, weights: as neuco_jax.probes.knn predicts (decision: the 0/1 class or the
+    weighted mean label).
+    """
+
+    task: str
+    task_type: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    k: int
+    metric: str
+    weights: str
+    mean: float
+    std: float
+    label_min: float | None = None
+    label_max: float | None = None
+    hyperparameters: dict = dataclasses.field(default_factory=dict)
+    probe_type: str = "knn"
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        """Predictions for raw embeddings x: (n, d), d <= dim (0/1 for classification; ties of distance go
+        to the earlier training row)."""
+        from neuco_jax.probes.knn import neighbour_predictions  # the compiled probe's own rule
+
+        xs, train = self._standardised(x, self.x_train.shape[1]), self.x_train.astype(np.float64)
+        if self.metric == "cosine":
+            unit = lambda a: a / np.where((n := np.linalg.norm(a, axis=1, keepdims=True)) == 0, 1.0, n)  # noqa: E731
+            d = np.clip(1.0 - unit(xs) @ unit(train).T, 0.0, 2.0)
+        else:
+            d = np.sqrt(np.maximum((xs**2).sum(1)[:, None] + (train**2).sum(1)[None] - 2.0 * xs @ train.T, 0.0))
+        nearest = np.argsort(d, axis=1, kind="stable")[:, :self.k]
+        z = neighbour_predictions(np, np.take_along_axis(d, nearest, 1), self.y_train[nearest], np.asarray([self.k]),
+                                  self.weights, self.task_type == "classification")
+        return z[:, 0]
+
+
+ARRAYS = {"linear": ("w", "b"), "ridge": ("w", "b"), "svm": ("support_vectors", "dual_coef", "b"),
+          "knn": ("x_train", "y_train")}
 
 
 def save_probe(folder: Path, probe: Probe | KernelProbe) -> None:
@@ -120,6 +162,8 @@ def save_probe(folder: Path, probe: Probe | KernelProbe) -> None:
     if probe.probe_type == "svm":
         arrays = {"support_vectors": np.asarray(probe.support_vectors, np.float32),
                   "dual_coef": np.asarray(probe.dual_coef, np.float64), "b": np.float64(probe.b)}
+    elif probe.probe_type == "knn":
+        arrays = {"x_train": np.asarray(probe.x_train, np.float32), "y_train": np.asarray(probe.y_train, np.float64)}
     else:
         arrays = {"w": np.asarray(probe.w, np.float32), "b": np.float32(probe.b)}
     np.savez(folder / "probe.npz", **arrays)
@@ -141,5 +185,6 @@ def load_probe(path: str | Path) -> Probe:
                          f"written with store_probes: true") from None
     if meta.pop("format", None) != FORMAT:
         raise InputError(f"{folder}/probe.json: unknown probe format; expected {FORMAT}")
-    arrays["b"] = float(arrays["b"])
-    return (KernelProbe if kind == "svm" else Probe)(**arrays, **meta)
+    if "b" in arrays:
+        arrays["b"] = float(arrays["b"])
+    return {"svm": KernelProbe, "knn": NeighbourProbe}.get(kind, Probe)(**arrays, **meta)
