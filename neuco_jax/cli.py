@@ -1,4 +1,4 @@
-"""`neuco-jax` command line: evaluate, sweep, leaderboard, compare, report, convert, embed, validate, demo, config.
+"""`neuco-jax`: evaluate, sweep, leaderboard, compare, agreement, report, convert, embed, validate, demo, config.
 
 `evaluate` takes the reference's flags unchanged (`python main.py ...` becomes
 `neuco-jax evaluate ...`). Bad input ends with one line on stderr and exit code 2;
@@ -34,14 +34,20 @@ def _evaluate_parser(sub) -> None:
     _run_flags(p)
 
 
-def _run_flags(p) -> None:
-    """The flags evaluate and sweep share with the reference's main.py."""
+def _run_flags(p, configs: bool = False) -> None:
+    """The flags evaluate and sweep share with the reference's main.py; `configs`: sweep's --configs too."""
     p.add_argument("--annotation_path", type=Path, required=True,
                    help="folder of <task>__<type>.csv label files (columns id,label)")
     p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root folder (default: results/)")
-    p.add_argument("--config", type=Path, default=Path("config.yaml"),
-                   help="reference-style YAML config file (default: config.yaml); "
-                        "`neuco-jax config > config.yaml` writes the default one")
+    which = p.add_mutually_exclusive_group() if configs else p
+    which.add_argument("--config", type=Path, default=Path("config.yaml"),
+                       help="reference-style YAML config file (default: config.yaml); "
+                            "`neuco-jax config > config.yaml` writes the default one")
+    if configs:
+        which.add_argument("--configs", type=Path, nargs="+", default=None, metavar="CONFIG",
+                           help="two or more configs (probe kinds): every submission is evaluated under each, "
+                                "into the phase <phase>_<config file stem> with its own leaderboard, then their "
+                                "agreement is written to <output_dir>/leaderboards/agreement/")
     p.add_argument("--phase", default="results", help="phase folder grouping runs (default: results)")
     p.add_argument("--exclude_file", type=Path, default=None, help="text file of ids to drop, one per line")
 
@@ -56,7 +62,7 @@ def _sweep_parser(sub) -> None:
     src.add_argument("--submissions_dir", type=Path,
                      help="a folder: every submission in it (.csv, .parquet, .npz, .npy, .zarr) is evaluated")
     p.add_argument("--method_names", nargs="+", default=None, help="one name per submission (default: file stems)")
-    _run_flags(p)
+    _run_flags(p, configs=True)
     p.add_argument("--chunk_size", type=int, default=None,
                    help="methods per compiled pass (default: as many as fit in about 1 GiB)")
 
@@ -104,6 +110,24 @@ def _compare_parser(sub) -> None:
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed; the same seed, the same files (default: 0)")
     _selection_flags(p)
+
+
+def _agreement_parser(sub) -> None:
+    p = sub.add_parser("agreement", help="how alike phases scored with different probes rank the same methods",
+                       description="Match the newest run of each method by name across two or more phases scored "
+                                   "on the same folds (e.g. the phases of sweep --configs) and write, to "
+                                   "<output_dir>/leaderboards/agreement/, agreement_<timestamp>.csv (Kendall's "
+                                   "tau-b and Spearman's rho between each pair of leaderboards, with fold-bootstrap "
+                                   "intervals, and whether the top method is the same), ranks_by_probe_<timestamp>"
+                                   ".csv (each method's rank and rank interval per phase) and slope_<timestamp>"
+                                   ".{png,svg}.")
+    p.add_argument("--output_dir", type=Path, default=Path("results/"), help="results root folder (default: results/)")
+    p.add_argument("--phases", nargs="+", required=True, metavar="PHASE", help="two or more phases to compare")
+    p.add_argument("--weighting", choices=("std", "uniform"), default="std",
+                   help="task weights of every leaderboard, as for leaderboard (default: std)")
+    p.add_argument("--confidence", type=float, default=0.95, help="level of every interval (default: 0.95)")
+    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed; the same seed, the same files (default: 0)")
 
 
 def _report_parser(sub) -> None:
@@ -216,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_parser(sub)
     _leaderboard_parser(sub)
     _compare_parser(sub)
+    _agreement_parser(sub)
     _report_parser(sub)
     _data_parsers(sub)
     _demo_parser(sub)
@@ -255,10 +280,18 @@ def cmd_evaluate(args) -> int:
 def cmd_sweep(args) -> int:
     from neuco_jax.config import load_config
     from neuco_jax.errors import InputError
-    from neuco_jax.pipeline import sweep
+    from neuco_jax.pipeline import sweep, sweep_configs
     from neuco_jax.stores import FORMATS
 
-    config = load_config(args.config)
+    if args.configs is not None:
+        stems = [path.stem for path in args.configs]
+        twice = next((stem for stem in stems if stems.count(stem) > 1), None)
+        if twice is not None:
+            raise InputError(f"--configs: two configs share the file stem {twice!r}, which names the phase "
+                             f"{args.phase}_{twice}; rename one of them")
+        configs = {stem: load_config(path) for stem, path in zip(stems, args.configs)}
+    else:
+        config = load_config(args.config)
     files = args.submissions
     if args.submissions_dir is not None:
         files = sorted(p for p in args.submissions_dir.iterdir()
@@ -268,6 +301,18 @@ def cmd_sweep(args) -> int:
                              f"check --submissions_dir")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise InputError(f"--chunk_size {args.chunk_size}: expected a positive integer")
+    if args.configs is not None:
+        with Progress(quiet=args.quiet) as progress:
+            by_phase, paths = sweep_configs(files, args.annotation_path, configs, output_dir=args.output_dir,
+                                            phase=args.phase, method_names=args.method_names,
+                                            exclude_file=args.exclude_file, chunk_size=args.chunk_size,
+                                            progress=progress)
+        for phase, runs in by_phase.items():
+            print(f"phase {phase}:")
+            _print_runs(runs)
+        for kind, path in (paths or {}).items():
+            print(f"{kind}: {path}")
+        return 0
     with Progress(quiet=args.quiet) as progress:
         runs = sweep(files, args.annotation_path, config, output_dir=args.output_dir, phase=args.phase,
                      method_names=args.method_names, exclude_file=args.exclude_file, chunk_size=args.chunk_size,
@@ -302,6 +347,17 @@ def cmd_compare(args) -> int:
                       f"(--allow_mixed_protocols): fold j of one is not fold j of another; see the protocol column")
     print(format_comparison(comparison))
     for kind, path in save_comparison(comparison, args.output_dir).items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def cmd_agreement(args) -> int:
+    from neuco_jax.agreement import agreement, format_agreement, save_agreement
+
+    result = agreement(args.output_dir, args.phases, resamples=args.resamples, seed=args.seed,
+                       confidence=args.confidence, weighting=args.weighting)
+    print(format_agreement(result))
+    for kind, path in save_agreement(result, args.output_dir).items():
         print(f"{kind}: {path}")
     return 0
 
@@ -434,8 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     warnings.formatwarning = _one_line_warnings
     commands = {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
-                "compare": cmd_compare, "report": cmd_report, "convert": cmd_convert, "embed": cmd_embed,
-                "validate": cmd_validate, "demo": cmd_demo, "config": cmd_config, "challenge": cmd_challenge}
+                "compare": cmd_compare, "agreement": cmd_agreement, "report": cmd_report, "convert": cmd_convert,
+                "embed": cmd_embed, "validate": cmd_validate, "demo": cmd_demo, "config": cmd_config,
+                "challenge": cmd_challenge}
     try:
         from neuco_jax.runtime import enable_compilation_cache, initialize_distributed
         enable_compilation_cache(args.cache_dir)

@@ -8,12 +8,14 @@ Host side only. Reads what the runs wrote,
 
 ranks the runs as the leaderboard does, computes neuco_jax.compare's statistics
 (rank intervals, paired differences, Friedman and Nemenyi) where every run has
-fold scores, and writes one self-contained page (no scripts, no external fonts,
-styles or images: the figures are embedded as base64 PNG) with the same figures
-as PNG files beside it:
+fold scores, and, when the phase is one of the sibling phases of a `sweep --configs`
+(listed in <output_dir>/leaderboards/agreement/siblings_<base>.json, see
+neuco_jax.agreement), their agreement between probes. It writes one self-contained
+page (no scripts, no external fonts, styles or images: the figures are embedded as
+base64 PNG) with the same figures as PNG files beside it:
 
     <output_dir>/reports/<phase>/report.html
-    <output_dir>/reports/<phase>/<figure>.png        report_figures.FIGURES
+    <output_dir>/reports/<phase>/<figure>.png        report_figures.FIGURES (and AGREEMENT_FIGURE)
 
 Runs are shown by method name, the run folder's full name in a tooltip and in
 the per-task and config tables. matplotlib is imported inside write_report only
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuco_jax.agreement import agreement, sibling_phases
 from neuco_jax.compare import compare_runs, display_names, in_board_order, select_runs
 from neuco_jax.fold_scores import read_fold_scores
 from neuco_jax.errors import InputError
@@ -73,6 +76,9 @@ class PhaseResults:
     stats_note: str = ""      # why comparison is None
     baseline: int = 0         # index of the run the per-task differences are taken against
     optimism: dict = dataclasses.field(default_factory=dict)  # {experiment: {task: selection optimism}}
+    siblings: list[str] = ()  # phases of the same sweep --configs (this one included); () when none
+    agreement: object = None  # neuco_jax.agreement.Agreement of the siblings; None when none or not computable
+    agreement_note: str = ""  # why agreement is None although there are siblings
 
     @property
     def experiments(self) -> list[str]:
@@ -169,10 +175,17 @@ def load_phase(output_dir, phase, weighting="std", latest=False, allow_mixed_pro
         except InputError as err:  # e.g. a run without fold scores: the rest of the report still stands
             note = str(err)
     optimism = {run["experiment"]: run["selection_optimism"] for run in ordered if run["selection_optimism"]}
+    siblings = sibling_phases(output_dir, phase)
+    found, agreement_note = None, ""
+    if siblings:
+        try:
+            found = agreement(output_dir, siblings, resamples, seed, confidence, weighting)
+        except InputError as err:  # e.g. a sibling phase deleted since: the rest of the report still stands
+            agreement_note = str(err)
     return PhaseResults(phase, weighting, board, tasks, run_dirs, configs, q, jackknife_q_se(folds), mean, std,
                         fold_min, fold_max, np.isfinite(folds).sum(axis=-1), ranks, weights, unranked, mixed,
                         display_names(list(board["experiment"])), comparison, "" if comparison else note, base,
-                        optimism)
+                        optimism, siblings, found, agreement_note)
 
 
 def _fold_scores(run_dir: Path, tasks) -> dict:

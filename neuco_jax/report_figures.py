@@ -1,4 +1,4 @@
-"""The report's figures (and compare's critical-difference diagram), drawn with matplotlib.
+"""The report's figures (and compare's critical-difference diagram, agreement's slope chart), drawn with matplotlib.
 
 Every function returns a matplotlib Figure built without pyplot (no global state, no display);
 figure_bytes renders one as PNG or SVG with no date or software stamp, so the same data give the
@@ -27,6 +27,10 @@ FIGURES = {
     "baseline_differences.png": "Paired difference in fold score against the baseline run, per task, with its "
                                 "Nadeau-Bengio interval (right of 0: better than the baseline)",
 }
+# Shown in the report's agreement section (phases of one sweep --configs), not among FIGURES.
+AGREEMENT_FIGURE = "probe_agreement.png"
+AGREEMENT_CAPTION = ("Aggregated rank of each method under each probe kind (the sibling phases of one sweep "
+                     "--configs); bars: fold-bootstrap rank intervals; thick lines: ranks that move beyond them")
 _TITLE = {"fontsize": 11, "fontweight": "bold"}
 
 
@@ -44,7 +48,7 @@ def figure_bytes(fig, fmt="png"):
 
 
 def report_figures(results):
-    """The report's figures as PNG bytes, {file name: png}, in the order of FIGURES."""
+    """The report's figures as PNG bytes, {file name: png}, in the order of FIGURES, then AGREEMENT_FIGURE."""
     colors = _colors(len(results.names))
     figures = {
         "q_by_task.png": _dot_plot(results.tasks, results.names, colors, results.q, results.q_se,
@@ -66,6 +70,8 @@ def report_figures(results):
             results.tasks, [c.names[r] for r in others], [colors[r] for r in others], mean, mean - low,
             f"fold score minus {c.names[results.baseline]}'s (paired)",
             f"Against the baseline, {c.names[results.baseline]}")
+    if results.agreement is not None:
+        figures[AGREEMENT_FIGURE] = slope_figure(results.agreement)
     return {name: figure_bytes(fig) for name, fig in figures.items()}
 
 
@@ -227,3 +233,54 @@ def cd_figure(comparison):
     fig.suptitle(f"Critical difference (Nemenyi, {100 * f.confidence:g}%), average rank over {f.n_tasks} tasks; "
                  f"{test}", x=0.02, ha="left", fontsize=10, fontweight="bold")
     return fig
+
+
+def slope_figure(agreement):
+    """Each method's aggregated rank from phase to phase (neuco_jax.agreement.Agreement).
+
+    Phases left to right in the given order, rank 1 on top; a vertical bar is the method's fold-bootstrap
+    rank interval in that phase. Methods whose intervals in two phases do not overlap (agreement.moves)
+    are drawn thick and named in bold; methods sharing a rank are named one under the other.
+    """
+    from matplotlib.figure import Figure
+
+    table = agreement.ranks
+    phases = agreement.phases
+    # (methods, phases) each, NaN where a phase does not rank the method
+    rank, low, high = (np.column_stack([table[f"{column}_{p}"].to_numpy(np.float64, na_value=np.nan) for p in phases])
+                       for column in ("rank", "rank_ci_low", "rank_ci_high"))
+    n_methods, n_phases = rank.shape
+    colors = _colors(n_methods)
+    top = int(np.nanmax(rank))
+    longest = max(len(m) for m in table["method"])
+    label_width = 0.45 + 0.065 * min(longest, 24)
+    fig = Figure(figsize=(1.6 * n_phases + 2 * label_width + 0.6, 1.3 + 0.38 * top), layout="constrained")
+    ax = fig.add_subplot()
+    spread = 0.16  # the methods' points spread over this much of a phase's x, so that their bars stay apart
+    offsets = (np.arange(n_methods) - (n_methods - 1) / 2) * (spread / max(n_methods - 1, 1))
+    stacked = {}  # (phase index, rank, side) -> names already written there
+    for r, (method, bold) in enumerate(zip(table["method"], table["moved"])):
+        xs = np.flatnonzero(np.isfinite(rank[r]))
+        ys = rank[r, xs]
+        ax.plot(xs + offsets[r], ys, "-o", color=colors[r], lw=2.6 if bold else 1.3, ms=5, zorder=3)
+        ax.vlines(xs + offsets[r], low[r, xs], high[r, xs], color=colors[r], lw=3, alpha=0.35, zorder=2)
+        name = method if len(method) <= 24 else method[:23] + "\u2026"
+        for x, y, side in ((xs[0], ys[0], "right"), (xs[-1], ys[-1], "left")):
+            shift = 0.3 * stacked.setdefault((x, y, side), 0)
+            stacked[x, y, side] += 1
+            edge = x - spread / 2 - 0.06 if side == "right" else x + spread / 2 + 0.06
+            ax.text(edge, y + shift, f"{name} ({int(y)})", ha=side, va="center", fontsize=8, color=colors[r],
+                    fontweight="bold" if bold else "normal")
+    ax.set_xticks(np.arange(n_phases), phases, fontsize=9)
+    margin = spread / 2 + 0.1 + label_width / 1.6  # a phase is 1.6 inches wide: the names' width in x units
+    ax.set_xlim(-margin, n_phases - 1 + margin)
+    ax.set_ylim(top + 0.7, 0.3)
+    ax.set_yticks(np.arange(1, top + 1))
+    ax.set_ylabel("aggregated rank (1 = best)", fontsize=9)
+    ax.grid(axis="y", color="0.9", lw=0.6)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(f"Ranks by probe; bars: {100 * agreement.confidence:g}% fold-bootstrap rank intervals",
+                 loc="left", **_TITLE)
+    return fig
+

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import numpy as np
 
 from neuco_jax.compare import OVERALL
-from neuco_jax.report_figures import FIGURES
+from neuco_jax.report_figures import AGREEMENT_CAPTION, AGREEMENT_FIGURE, FIGURES
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
@@ -76,21 +76,26 @@ def page_html(results, figures, folder):
         parts.append(f'<p class="note">Not ranked (some tasks missing): {e(", ".join(results.unranked))}.</p>')
     parts += _leaderboard_html(results, folder)
     parts += _statistics_html(results)
+    parts += _agreement_html(results, figures)
     parts.append("<h2>Figures</h2>")
     parts.append('<div class="figures">')
-    for name, png in figures.items():
-        data = base64.b64encode(png).decode("ascii")
-        # Never wider than drawn (upscaled text looks larger than the rest of the page); narrower
-        # where the window is, two to a row from about 1200 pixels.
-        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # PNG's IHDR
-        parts.append(f'<figure style="max-width: {width + 2}px"><img src="data:image/png;base64,{data}" '
-                     f'width="{width}" height="{height}" alt="{e(FIGURES[name])}">'
-                     f"<figcaption>{e(FIGURES[name])}. Also saved as {e(name)}.</figcaption></figure>")
+    parts += [_figure_html(name, figures[name], FIGURES[name]) for name in FIGURES if name in figures]
     parts.append("</div>")
     parts += _task_table_html(results)
     parts += _config_html(results, folder)
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _figure_html(name, png, caption):
+    """One embedded PNG with its caption, never wider than drawn (upscaled text looks larger than the
+    rest of the page); narrower where the window is, two to a row from about 1200 pixels."""
+    e = html.escape
+    data = base64.b64encode(png).decode("ascii")
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # PNG's IHDR
+    return (f'<figure style="max-width: {width + 2}px"><img src="data:image/png;base64,{data}" '
+            f'width="{width}" height="{height}" alt="{e(caption)}">'
+            f"<figcaption>{e(caption)}. Also saved as {e(name)}.</figcaption></figure>")
 
 
 def _fmt(value, digits=3):
@@ -311,3 +316,45 @@ def _optimism_html(results):
             "the probe.</p>",
             f'<div class="scroll"><table id="optimism"><thead><tr><th>method</th>{head}'
             f'<th class="num">mean</th></tr></thead><tbody>{rows}</tbody></table></div>']
+
+
+def _agreement_html(results, figures):
+    """The agreement between the probes of the phase's sibling phases (sweep --configs), where it has any."""
+    if not results.siblings:
+        return []
+    e = html.escape
+    parts = ['<h2 id="agreement-section">Agreement between probes</h2>',
+             f'<p class="meta">This phase is one of {len(results.siblings)} phases that scored the same submissions '
+             f"with different probes ({e(', '.join(results.siblings))}; recorded by sweep --configs).</p>"]
+    a = results.agreement
+    if a is None:
+        return parts + [f'<p class="note" id="no-agreement">No agreement: {e(results.agreement_note)}.</p>']
+    level = f"{100 * a.confidence:g}%"
+
+    def interval(low, high):
+        return f'<td class="num ci">{_fmt(low, 2)}\u2013{_fmt(high, 2)}</td>'
+
+    rows = "".join(f'<tr><td>{e(r.phase_a)}</td><td>{e(r.phase_b)}</td><td class="num">{r.n_methods}</td>'
+                   f"{_num_td(r.kendall_tau)}{interval(r.kendall_tau_ci_low, r.kendall_tau_ci_high)}"
+                   f"{_num_td(r.spearman_rho)}{interval(r.spearman_ci_low, r.spearman_ci_high)}"
+                   f"<td>{'yes' if r.top1_same else 'no'}</td></tr>" for r in a.pairs.itertuples(index=False))
+    parts += [f'<p class="meta">Methods matched by name (the newest run of each); Kendall\'s tau-b and Spearman\'s '
+              f"rho between the aggregated ranks of the methods both phases rank, with {level} intervals from "
+              f"{a.resamples} fold-bootstrap resamples (seed {a.seed}) drawing the same folds in both phases; top 1: "
+              "whether the best of the shared methods is the same.</p>",
+              '<div class="scroll"><table id="agreement"><thead><tr><th>phase</th><th>phase</th>'
+              f'<th class="num">methods</th><th class="num">Kendall tau</th><th class="num">{level} CI</th>'
+              f'<th class="num">Spearman rho</th><th class="num">{level} CI</th><th>same top 1</th></tr></thead>'
+              f"<tbody>{rows}</tbody></table></div>"]
+    moved = sorted(set(a.moves["method"]))
+    detail = "; ".join(f"{m.method}: {m.rank_a} [{m.rank_ci_low_a}\u2013{m.rank_ci_high_a}] in {m.phase_a}, "
+                       f"{m.rank_b} [{m.rank_ci_low_b}\u2013{m.rank_ci_high_b}] in {m.phase_b}"
+                       for m in a.moves.itertuples(index=False))
+    parts.append(f'<p class="{"warning" if moved else "meta"}" id="rank-moves">'
+                 + (f"<strong>Ranks that move beyond their {level} rank intervals</strong> (the intervals in two "
+                    f"phases do not overlap): {e(', '.join(moved))} ({e(detail)}). The probes disagree about "
+                    "these methods beyond the noise of the folds." if moved else
+                    f"No method's rank moves beyond its {level} rank intervals between these phases.") + "</p>")
+    if AGREEMENT_FIGURE in figures:
+        parts.append(_figure_html(AGREEMENT_FIGURE, figures[AGREEMENT_FIGURE], AGREEMENT_CAPTION))
+    return parts
