@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from neuco_jax import __version__
+from neuco_jax.config import PROBE_TYPES
 from neuco_jax.errors import NeucoError
 from neuco_jax.progress import Progress
 
@@ -198,7 +199,7 @@ def _config_parser(sub) -> None:
     p = sub.add_parser("config", help="print the default config (neuco-jax config > config.yaml)",
                        description="Print the reference's default config for a probe type, a commented YAML file: "
                                    "`neuco-jax config > config.yaml` writes the file evaluate reads by default.")
-    p.add_argument("probe_type", nargs="?", choices=("linear", "ridge", "svm"), default="linear",
+    p.add_argument("probe_type", nargs="?", choices=PROBE_TYPES, default="linear",
                    help="probe type (default: linear)")
 
 

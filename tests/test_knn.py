@@ -194,3 +194,16 @@ def test_bad_knn_configs_are_one_line_errors_and_write_nothing(bench, tmp_path, 
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("warning:")]  # the labels' blanks
     assert len(errors) == 1 and key in errors[0], proc.stderr
     assert not any(out.rglob("*.json"))
+
+
+def test_more_equidistant_rows_than_the_candidate_margin_are_reported():
+    """Rows at one distance from a query, more than MARGIN of them past the k-th neighbour, cannot be
+    ordered from float32 candidates: the probe says so instead of passing its pick off as scikit-learn's."""
+    rng = np.random.default_rng(3)
+    n, d = 120, 6
+    ids = np.array([f"{i:032x}" for i in range(n)], dtype=object)
+    x = np.repeat(rng.normal(size=(3, d)), n // 3, axis=0).astype(np.float32)  # three points, 40 copies each
+    task = Task("reg", "regression", ids, rng.normal(size=n))
+    bench = prepare([task], ids, x)
+    with pytest.warns(UserWarning, match="within float32 rounding of their k-th neighbour"):
+        _run(bench, config_from_dict({"k_folds": 2, "probe_type": "knn", "probe_params": {"k_list": [5]}}))

@@ -13,27 +13,35 @@ standardised embeddings, scored with the linear probe's rules (engine._heldout_s
   classification  z = 1 where the class-1 neighbours' weight exceeds the class-0 ones', else 0
                   (a tie goes to class 0, the first of scikit-learn's sorted classes)
 
-Every k of `k_list` comes from one sort: the k_max = max(k_list) nearest rows, then running sums
-of w, w y and w (1 - y) along them give each k's prediction (`neighbour_predictions`). A fold's
+Every k of `k_list` comes from one search for the k_max = max(k_list) nearest rows, then running
+sums of w, w y and w (1 - y) along them give each k's prediction (`neighbour_predictions`). A fold's
 score is its best k on its held-out rows (the reference's rule, as the linear probe's best epoch),
 or with `selection: nested` the held-out score at the k that scores best on the fold's inner
 validation split, the neighbours then drawn from the rest of its training rows (as the other
 probes train on them); the first k of ties either way.
 
-Axes: methods x entries x folds x queries x neighbours, an entry being one (task, label
-fraction). Per entry one Gram matrix G = X X^T (n, n) of the task's rows serves every fold:
-d^2[q, r] = G[q, q] + G[r, r] - 2 G[q, r]. Rows outside a fold's training set are masked to
-+inf before `lax.top_k`. Padding: entries are padded to the largest task (padded rows are in no
-training set) and queries to the largest held-out plus validation set (masked out of the scores).
-Methods and entries go through `lax.map`s (one Gram in memory at a time), folds through a
-`lax.map` in batches of FOLD_BATCH (bounding the (batch, queries, n) distances). Everything runs in
-float64, as scikit-learn does: float32 distances would reorder near neighbours.
+Axes: methods x entries x folds x queries x candidates, an entry being one (task, label
+fraction). Per entry one float32 Gram matrix G = X X^T (n, n) of the task's rows serves every
+fold: d^2[q, r] = |q|^2 + |r|^2 - 2 G[q, r], rows outside the fold's training set masked to +inf,
+and `lax.top_k` keeps the c = k_max + MARGIN nearest as candidates. scikit-learn works in float64,
+and float32 distances would reorder near neighbours, so the candidates' distances are recomputed
+exactly (float64 dots of the gathered rows, the same expansion) and the k_max nearest of them
+kept, in exact order. (The Gram and top_k in float32: on XLA:CPU a float64 top_k runs some 75x
+slower, a float64 Gram 2-4x.) A float32 dot of d terms is off by about sqrt(d) eps32 |q| |r|;
+a query whose farthest kept neighbour is not SLACK such errors nearer than the last candidate's
+float32 distance could be missing a row, and is counted (a warning names how many; with
+continuous embeddings none are). Padding: entries are padded to the largest task (padded rows
+are in no training set) and queries to the largest held-out plus validation set (masked out of
+the scores). Methods and entries go through `lax.map`s (one Gram in memory at a time), and so do folds
+(one fold's (queries, n) distances and (queries, c, dim) candidate rows at a time).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
+import warnings
 from collections import Counter
 from functools import partial
 
@@ -50,7 +58,11 @@ from neuco_jax.probes.folds import GroupPass, ResultsOf, TaskFolds, Variant, shu
 from neuco_jax.probes.stored import NeighbourProbe
 from neuco_jax.runtime import select_devices
 
-FOLD_BATCH = 8  # folds per step of the fold map
+FOLD_BATCH = 1  # folds per step of the fold map: vmapping folds turns top_k and the gathers 6x slower on XLA:CPU
+MARGIN = 16  # candidates beyond k_max taken on float32 distances, then ordered on exact ones
+SLACK = 8.0  # standard deviations of a float32 dot's rounding walk that the completeness check allows
+EPS32 = float(np.finfo(np.float32).eps)
+HIGHEST = jax.lax.Precision.HIGHEST
 
 # Counts traces of the compiled program (one per compilation); tests read it.
 TRACE_COUNT = 0
@@ -137,56 +149,84 @@ def make_plan(bench: Benchmark, config: Config, fractions) -> NeighbourPlan:
         test_pos=tuple(test for _, test, _ in folds))
 
 
-def _entry(x, rows, y, offset, n_rows, train, queries, n_test, n_val, is_cls, ks, *, k_max, metric, weights):
-    """Every fold of one entry: predictions (folds, q_max, n_k) and held-out / validation scores (folds, n_k).
+def _entry(x, rows, y, offset, n_rows, train, queries, n_test, n_val, is_cls, ks, *, k_max, n_candidates, metric,
+           weights):
+    """Every fold of one entry: predictions (folds, q_max, n_k), held-out / validation scores (folds, n_k) and
+    the queries whose candidates could miss a neighbour (folds,).
 
     x: (n_x, dim) one method's rows; rows: (n_samples,) its x row per sample; y: (n_samples,) labels;
     train: (folds, n_max) bool; queries: (folds, q_max) positions in the task.
     """
     n_max = train.shape[1]
     samples = offset + jnp.minimum(jnp.arange(n_max), n_rows - 1)  # padding repeats the last row
-    x_task = x[rows[samples]].astype(jnp.float64)  # (n_max, dim)
+    x64 = x[rows[samples]].astype(jnp.float64)  # (n_max, dim)
     y_task = y[samples]
     if metric == "cosine":
-        norm = jnp.linalg.norm(x_task, axis=1, keepdims=True)
-        x_task = x_task / jnp.where(norm == 0, 1.0, norm)
-    gram = x_task @ x_task.T  # (n_max, n_max): the task's one Gram, shared by every fold
-    sq = jnp.diag(gram)
+        norm = jnp.linalg.norm(x64, axis=1, keepdims=True)
+        x64 = x64 / jnp.where(norm == 0, 1.0, norm)
+    sq = jnp.sum(x64 * x64, axis=1)  # (n_max,) exact squared norms
+    x32 = x64.astype(jnp.float32)
+    gram = jnp.dot(x32, x32.T, precision=HIGHEST)  # (n_max, n_max) float32: the task's one Gram, every fold's
+    # A float32 dot of `dim` terms is off by about sqrt(dim) eps32 |q| |r| (rounding errors add like a random
+    # walk); SLACK covers the tail of that walk and the rounding of the inputs and norms.
+    error = SLACK * math.sqrt(x.shape[1]) * EPS32 * (jnp.sqrt(sq) + jnp.sqrt(jnp.max(sq))) ** 2  # (n_max,) per query
+    # Computed once: left to itself XLA fuses the norms' reduction into every fold's use of them.
+    error = jax.lax.optimization_barrier(error)
     q_max = queries.shape[1]
     slot = jnp.arange(q_max)
     test_mask = (slot < n_test).astype(jnp.float64)
     val_mask = ((slot >= n_test) & (slot < n_test + n_val)).astype(jnp.float64)
 
+    def distances(dots, sq_q, sq_r):
+        if metric == "cosine":
+            return jnp.clip(1.0 - dots, 0.0, 2.0)
+        return sq_q + sq_r - 2.0 * dots  # squared: the same order as the distance
+
     def fold(args):
         member, q = args  # (n_max,), (q_max,)
-        if metric == "cosine":
-            d = jnp.clip(1.0 - gram[q], 0.0, 2.0)
-        else:
-            d = sq[q][:, None] + sq[None, :] - 2.0 * gram[q]  # squared: the same order, rooted below
-        neg, idx = jax.lax.top_k(jnp.where(member[None, :], -d, -jnp.inf), k_max)  # (q_max, k_max) nearest first
-        d = -neg if metric == "cosine" else jnp.sqrt(jnp.maximum(-neg, 0.0))
-        z = neighbour_predictions(jnp, d, y_task[idx], ks, weights, is_cls)  # (q_max, n_k)
+        approx = distances(gram[q], sq[q][:, None].astype(jnp.float32), sq[None, :].astype(jnp.float32))
+        # Only top_k's indices are used: reading its values makes XLA:CPU take a much slower sort.
+        _, cand = jax.lax.top_k(jnp.where(member[None, :], -approx, -jnp.inf), n_candidates)  # (q_max, c)
+        real = member[cand]  # False: fewer training rows than candidates, the rest padding
+        # Exact float64 distances of the candidates, then their order (a stable rank: ties keep top_k's order).
+        dots = jnp.einsum("qd,qcd->qc", x64[q], x64[cand], precision=HIGHEST)
+        exact = jnp.where(real, distances(dots, sq[q][:, None], sq[cand]), jnp.inf)
+        # A row outside the candidates is at least the last candidate's float32 distance (top_k's order) less
+        # the float32 error away: if that is beyond the farthest neighbour kept, no row can be missing.
+        last = jnp.take_along_axis(approx, cand[:, -1:], 1)[:, 0]
+        c = jnp.arange(n_candidates)
+        before = (exact[:, None, :] < exact[:, :, None]) | ((exact[:, None, :] == exact[:, :, None])
+                                                          & (c[None, None, :] < c[None, :, None]))
+        rank = jnp.sum(before, axis=2)  # (q_max, c): each candidate's place in the exact order
+        order = jnp.argmax(rank[:, None, :] == c[None, :, None], axis=2)  # (q_max, c): candidate at each place
+        exact = jnp.take_along_axis(exact, order, 1)
+        cand = jnp.take_along_axis(cand, order, 1)
+        unsure = (exact[:, k_max - 1] >= last - error[q]) & real[:, -1] & (slot < n_test + n_val)
+        d = exact if metric == "cosine" else jnp.sqrt(jnp.maximum(exact, 0.0))
+        z = neighbour_predictions(jnp, d, y_task[cand], ks, weights, is_cls)  # (q_max, n_k)
         labels = jnp.broadcast_to(y_task[q][None], (ks.shape[0], q_max))
         cls = jnp.full(ks.shape[0], is_cls)
         heldout, _ = _heldout_scores(z.T, labels, jnp.broadcast_to(test_mask, labels.shape), cls, False)
         validation, _ = _heldout_scores(z.T, labels, jnp.broadcast_to(val_mask, labels.shape), cls, False)
-        return z, heldout, validation
+        return z, heldout, validation, jnp.sum(unsure)
 
     return jax.lax.map(fold, (train, queries), batch_size=FOLD_BATCH)
 
 
-@partial(jax.jit, static_argnames=("k_max", "metric", "weights"))
-def _program(x, sample_row, y, offset, n_rows, train, queries, n_test, n_val, is_cls, ks, *, k_max, metric, weights):
-    """Every method and entry: (methods, entries, folds, q_max, n_k) predictions and two (..., folds, n_k) scores."""
+@partial(jax.jit, static_argnames=("k_max", "n_candidates", "metric", "weights"))
+def _program(x, sample_row, y, offset, n_rows, train, queries, n_test, n_val, is_cls, ks, *, k_max, n_candidates,
+             metric, weights):
+    """Every method and entry: (methods, entries, folds, q_max, n_k) predictions, two (..., folds, n_k) scores and
+    the (..., folds) count of unsure queries."""
     global TRACE_COUNT
     TRACE_COUNT += 1
-    entry = partial(_entry, k_max=k_max, metric=metric, weights=weights)
+    entry = partial(_entry, k_max=k_max, n_candidates=n_candidates, metric=metric, weights=weights)
 
     def method(args):
         x, rows = args
         return jax.lax.map(lambda a: entry(x, rows, y, *a, ks), (offset, n_rows, train, queries, n_test, n_val, is_cls))
 
-    return jax.lax.map(method, (x, sample_row))
+    return jax.lax.map(method, (x, sample_row))  # z, heldout, validation, unsure
 
 
 def run_pass(p: GroupPass) -> ResultsOf:
@@ -212,13 +252,19 @@ def run_pass(p: GroupPass) -> ResultsOf:
     with jax.enable_x64(True), jax.default_device(device):
         args = (emb.x, emb.sample_row, y, plan.offset, plan.n_rows, plan.train, plan.queries, plan.n_test,
                 plan.n_val, is_cls, np.asarray(params.k_list, np.int32))
-        statics = dict(k_max=max(params.k_list), metric=params.metric, weights=params.weights)
+        n_candidates = min(max(params.k_list) + MARGIN, int(plan.n_train.min()))
+        statics = dict(k_max=max(params.k_list), n_candidates=n_candidates, metric=params.metric,
+                       weights=params.weights)
         compiled = _program.lower(*args, **statics).compile()
         p.timings["compile"] += time.perf_counter() - t0
         p.compiled_one()
         t0 = time.perf_counter()
-        z, heldout, validation = jax.device_get(compiled(*args))
+        z, heldout, validation, unsure = jax.device_get(compiled(*args))
     p.timings["train"] += time.perf_counter() - t0
+    if unsure[:len(p.group)].any():
+        warnings.warn(f"knn: {int(unsure[:len(p.group)].sum())} held-out rows have more than {MARGIN} training rows "
+                      f"within float32 rounding of their k-th neighbour; their neighbours may differ from an exact "
+                      f"float64 search", stacklevel=2)
 
     def results_of(slot: int, variant: Variant, bench: Benchmark):
         folds = [_task_folds(plan, e, bench, params, config.selection, z[slot, e], heldout[slot, e],
