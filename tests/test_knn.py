@@ -12,6 +12,7 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from neuco_jax import load_probe
 from neuco_jax.config import config_from_dict
 from neuco_jax.data import Task, prepare
+from neuco_jax.errors import ConfigError
 from neuco_jax.pipeline import evaluate, sweep
 from neuco_jax.probes import knn
 from neuco_jax.probes.folds import GroupPass, Variant, shuffle_folds
@@ -181,6 +182,15 @@ def test_evaluate_writes_k_per_fold_and_stored_probes_predict(bench, tmp_path):
     ({"k_list": [0, 3]}, "probe_params.k_list"),
     ({"metric": "manhattan"}, "probe_params.metric"),
     ({"weights": "gaussian"}, "probe_params.weights"),
+])
+def test_bad_knn_probe_params_name_the_key(probe, key):
+    with pytest.raises(ConfigError, match=key) as err:
+        config_from_dict({"k_folds": 3, "probe_type": "knn", "probe_params": probe})
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("probe, key", [
+    ({"k_list": [3], "neighbours": 5}, "probe_params.neighbours"),
     ({"k_list": [5000]}, "k_list holds k = 5000"),
 ])
 def test_bad_knn_configs_are_one_line_errors_and_write_nothing(bench, tmp_path, probe, key):
@@ -194,16 +204,3 @@ def test_bad_knn_configs_are_one_line_errors_and_write_nothing(bench, tmp_path, 
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("warning:")]  # the labels' blanks
     assert len(errors) == 1 and key in errors[0], proc.stderr
     assert not any(out.rglob("*.json"))
-
-
-def test_more_equidistant_rows_than_the_candidate_margin_are_reported():
-    """Rows at one distance from a query, more than MARGIN of them past the k-th neighbour, cannot be
-    ordered from float32 candidates: the probe says so instead of passing its pick off as scikit-learn's."""
-    rng = np.random.default_rng(3)
-    n, d = 120, 6
-    ids = np.array([f"{i:032x}" for i in range(n)], dtype=object)
-    x = np.repeat(rng.normal(size=(3, d)), n // 3, axis=0).astype(np.float32)  # three points, 40 copies each
-    task = Task("reg", "regression", ids, rng.normal(size=n))
-    bench = prepare([task], ids, x)
-    with pytest.warns(UserWarning, match="within float32 rounding of their k-th neighbour"):
-        _run(bench, config_from_dict({"k_folds": 2, "probe_type": "knn", "probe_params": {"k_list": [5]}}))
