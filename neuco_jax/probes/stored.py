@@ -4,12 +4,14 @@ On disk, `<run>/<task>/probe/`:
     probe.npz    linear and ridge: arrays w (dim,), b ()
                  svm: support_vectors (s, dim) (standardised rows), dual_coef (s,), b ()
                  knn: x_train (n, dim) (standardised rows, float32), y_train (n,)
+                 mlp: kernel_0 (dim, h_1), bias_0 (h_1,), ..., kernel_L (h_L, 1), bias_L (1,) (float32)
     probe.json   task, task_type, the submission's standardisation (mean, std),
                  the label range used for min-max scaling, hyperparameters,
                  probe_type (the kind that was refitted, "linear", "ridge", "svm", "knn" or "mlp";
                  files written before it was recorded are linear), and for svm the
-                 kernel (gamma <x, x'> + coef0)^degree with gamma resolved, for knn k, metric and weights
-`load_probe(folder)` returns a Probe or KernelProbe that predicts from raw embeddings.
+                 kernel (gamma <x, x'> + coef0)^degree with gamma resolved, for knn k, metric and weights,
+                 for mlp its activation
+`load_probe(folder)` returns a Probe, KernelProbe, NeighbourProbe or MLPProbe that predicts from raw embeddings.
 """
 
 from __future__ import annotations
@@ -146,8 +148,41 @@ class NeighbourProbe(_Predicts):
         return z[:, 0]
 
 
+@dataclasses.dataclass(frozen=True)
+class MLPProbe(_Predicts):
+    """An MLP probe (neuco_jax.probes.mlp) with the preprocessing of the run that trained it.
+
+    kernels, biases: per layer (fan_in, fan_out) and (fan_out,), the first fan_in the method's dim and
+    the last fan_out 1; activation: "gelu" (exact, erf) or "relu" after every layer but the last
+    (dropout is a training-time rule: predictions use every unit).
+    """
+
+    task: str
+    task_type: str
+    kernels: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    activation: str
+    mean: float
+    std: float
+    label_min: float | None = None
+    label_max: float | None = None
+    hyperparameters: dict = dataclasses.field(default_factory=dict)
+    probe_type: str = "mlp"
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        """Logits for raw embeddings x: (n, d), d <= dim, in float64."""
+        from scipy.special import erf
+
+        act = {"gelu": lambda h: 0.5 * h * (1.0 + erf(h / np.sqrt(2.0))), "relu": lambda h: np.maximum(h, 0.0)}
+        h = self._standardised(x, self.kernels[0].shape[0])
+        for i, (w, b) in enumerate(zip(self.kernels, self.biases)):
+            h = h @ np.asarray(w, np.float64) + np.asarray(b, np.float64)
+            h = act[self.activation](h) if i < len(self.kernels) - 1 else h
+        return h[:, 0]
+
+
 ARRAYS = {"linear": ("w", "b"), "ridge": ("w", "b"), "svm": ("support_vectors", "dual_coef", "b"),
-          "knn": ("x_train", "y_train")}
+          "knn": ("x_train", "y_train"), "mlp": ("kernels", "biases")}
 
 
 def save_probe(folder: Path, probe: Probe | KernelProbe) -> None:
@@ -164,6 +199,9 @@ def save_probe(folder: Path, probe: Probe | KernelProbe) -> None:
                   "dual_coef": np.asarray(probe.dual_coef, np.float64), "b": np.float64(probe.b)}
     elif probe.probe_type == "knn":
         arrays = {"x_train": np.asarray(probe.x_train, np.float32), "y_train": np.asarray(probe.y_train, np.float64)}
+    elif probe.probe_type == "mlp":
+        arrays = {f"{name}_{i}": np.asarray(a, np.float32) for name, layers in (("kernel", probe.kernels),
+                  ("bias", probe.biases)) for i, a in enumerate(layers)}
     else:
         arrays = {"w": np.asarray(probe.w, np.float32), "b": np.float32(probe.b)}
     np.savez(folder / "probe.npz", **arrays)
@@ -179,7 +217,12 @@ def load_probe(path: str | Path) -> Probe:
         meta = json.loads((folder / "probe.json").read_text())
         kind = meta.get("probe_type", "linear")
         with np.load(folder / "probe.npz", allow_pickle=False) as stored:
-            arrays = {name: stored[name] for name in ARRAYS[kind]}
+            if kind == "mlp":  # kernel_0, bias_0, ... one pair per layer
+                layers = range(sum(name.startswith("kernel_") for name in stored.files))
+                arrays = {"kernels": tuple(stored[f"kernel_{i}"] for i in layers),
+                          "biases": tuple(stored[f"bias_{i}"] for i in layers)}
+            else:
+                arrays = {name: stored[name] for name in ARRAYS[kind]}
     except (OSError, KeyError, ValueError) as e:
         raise InputError(f"{folder}: not a stored probe ({e}); expect probe.json and probe.npz "
                          f"written with store_probes: true") from None
@@ -187,4 +230,4 @@ def load_probe(path: str | Path) -> Probe:
         raise InputError(f"{folder}/probe.json: unknown probe format; expected {FORMAT}")
     if "b" in arrays:
         arrays["b"] = float(arrays["b"])
-    return {"svm": KernelProbe, "knn": NeighbourProbe}.get(kind, Probe)(**arrays, **meta)
+    return {"svm": KernelProbe, "knn": NeighbourProbe, "mlp": MLPProbe}.get(kind, Probe)(**arrays, **meta)
