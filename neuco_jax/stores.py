@@ -44,10 +44,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from neuco_jax.data import (_columns, _embedding_columns, _read_csv, _require_columns, coerce_numbers, locations,
-                            plural, read_csv_table)
 from neuco_jax.errors import InputError
 from neuco_jax.files import atomic_path
+from neuco_jax.tables import (_columns, _embedding_columns, _read_csv, _require_columns, coerce_numbers, locations,
+                              plural, read_csv_table)
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz", ".npy": "npy", ".zarr": "zarr"}
 ZARR_CHUNK_ROWS = 4096
