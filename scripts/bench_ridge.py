@@ -16,8 +16,16 @@ tasks, D=1024). Config: the packaged ridge config (40 folds, alphas 0.1 / 1 /
 independent programs, so a sweep over one task times the sweep's machinery at full method count
 where all eleven would take hours.
 
+`--routes TASK` instead times every route of the ridge probe (neuco_jax.probes.ridge: eigh,
+cholesky, woodbury) in this process on one task of method_a, its 40 folds as `run` draws them,
+for each count in `--alphas` (that many alphas, log-spaced from 0.1 to 10; 3 is the packaged
+0.1 / 1 / 10): the second call's seconds (the first compiles), the route's estimated cost
+(`route_costs`, matrix-product GFLOP), the route `fit_task` picks, and the largest weight
+difference from the eigh route (every route must choose the same alphas).
+
     python scripts/bench_ridge.py [--data /tmp/neuco_bench_data] [--repeats 3] [--methods 100] [--format npy]
                                   [--task_filter landcover_forest]
+    python scripts/bench_ridge.py --routes landcover_forest [--alphas 1 3 10]
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import resource
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +80,41 @@ def run(cmd: list[str], log: Path) -> float:
     return wall
 
 
+def time_routes(data: Path, task_name: str, alpha_counts: list[int], k_folds: int, seed: int) -> None:
+    """Every ridge route on one task of method_a (module docstring), one line per route and alpha count."""
+    from neuco_jax.data import load_labels, load_submission, prepare
+    from neuco_jax.probes import ridge
+    from neuco_jax.probes.folds import shuffle_folds
+
+    with warnings.catch_warnings():  # the demo labels' skipped empty cells, one warning per file
+        warnings.simplefilter("ignore", UserWarning)
+        tasks = load_labels(data / "labels")
+        ids, raw = load_submission(data / "submissions" / "method_a.csv", valid_ids={i for t in tasks for i in t.ids})
+    bench = prepare(tasks, ids, raw)
+    t = next(i for i, task in enumerate(bench.tasks) if task.name == task_name)
+    task = bench.tasks[t]
+    train, test, _ = shuffle_folds(bench, t, k_folds, seed)
+    x = bench.x[bench.rows[t]]
+    (n, d), (k, m) = x.shape, train.shape
+    print(f"{task_name}: n {n}, d {d}, k {k}, m {m}, r {n - m}", flush=True)
+    for count in alpha_counts:
+        alphas = tuple(np.logspace(-1, 1, count)) if count > 1 else (1.0,)
+        costs = ridge.route_costs(n, m, d, k, count)
+        fits = {}
+        for name in costs:
+            ridge._fit(x, task.labels, task.is_classification, train, test, alphas, name)  # compile
+            t0 = time.perf_counter()
+            fits[name] = ridge._fit(x, task.labels, task.is_classification, train, test, alphas, name)
+            wall = time.perf_counter() - t0
+            same = np.array_equal(fits[name].alpha, fits["eigh"].alpha)
+            dw = np.abs(fits[name].w - fits["eigh"].w).max()
+            print(f"  {count} alphas, {name}: {wall:.2f} s ({wall / k:.3f} s per fold), estimated "
+                  f"{costs[name] / 1e9:.0f} GFLOP; alphas as eigh: {same}, max |w - w_eigh| {dw:.1e}", flush=True)
+            if not same:
+                raise SystemExit(f"the {name} route chose other alphas than eigh on {task_name}")
+        print(f"  {count} alphas: fit_task picks {ridge.route(n, m, d, k, count)}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("/tmp/neuco_bench_data"))
@@ -80,11 +124,19 @@ def main() -> int:
     ap.add_argument("--format", default="npy", choices=("npy", "parquet", "csv", "npz"))
     ap.add_argument("--skip_sweep", action="store_true")
     ap.add_argument("--task_filter", nargs="+", default=None, help="only these tasks (default: all)")
+    ap.add_argument("--routes", metavar="TASK", default=None, help="time every ridge route on this task instead")
+    ap.add_argument("--alphas", nargs="+", type=int, default=[3], help="with --routes: alpha counts to time")
     args = ap.parse_args()
 
     from neuco_jax.config import default_config_text
 
     ensure_data(args.data)
+    if args.routes:
+        print(f"{datetime.date.today()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+        config = yaml.safe_load(default_config_text("ridge"))
+        time_routes(args.data, args.routes, args.alphas, config["k_folds"], config["seed"])
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        return 0
     args.work.mkdir(parents=True, exist_ok=True)
     config = args.work / "ridge.yaml"
     text = default_config_text("ridge")

@@ -13,6 +13,7 @@ from neuco_jax.data import load_labels, load_submission, prepare
 from neuco_jax.errors import ConfigError
 from neuco_jax.pipeline import evaluate, sweep
 from neuco_jax.plan import shuffle_split
+from neuco_jax.probes import ridge
 from neuco_jax.probes.ridge import fit_task
 from neuco_jax.synthetic import make_benchmark
 
@@ -46,14 +47,43 @@ def test_every_fold_equals_sklearn(n, d, cls):
     assert abs(np.mean(ours) - np.mean(theirs)) < (0.005 if cls else 1e-3)
 
 
+@pytest.mark.parametrize("n, d", [(120, 16), (40, 60)])  # m > d (cov) and m <= d (gram)
+def test_every_route_equals_sklearn_and_the_others(n, d):
+    """eigh, cholesky and woodbury (ridge.ROUTES), whichever `route` would pick, fold by fold."""
+    rng = np.random.default_rng(n * d)
+    x = rng.normal(size=(n, d)) @ np.diag(rng.uniform(0.1, 3.0, d))  # uneven scales: a spread spectrum
+    y = x[:, :4] @ rng.normal(size=4) + rng.normal(size=n)
+    y = (y - y.min()) / np.ptp(y)
+    train, test = shuffle_split(n, 5)
+    fits = {name: ridge._fit(x, y, False, train, test, ALPHAS, name) for name in ridge.ROUTES}
+    for f in range(5):
+        model = _sklearn(x[train[f]], y[train[f]], False)
+        for name, fit in fits.items():
+            assert fit.alpha[f] == model.alpha_, name
+            np.testing.assert_allclose(fit.w[f], model.coef_, atol=1e-8, err_msg=name)
+            np.testing.assert_allclose(fit.z[f], model.predict(x[test[f]]), atol=1e-8, err_msg=name)
+            np.testing.assert_allclose(fit.w[f], fits["eigh"].w[f], atol=1e-8, err_msg=name)
+
+
+def test_the_route_rule_at_the_demo_shape():
+    """The crossovers the module docstring states: n 4423, m 3980, d 1024, k 40 as on landcover_forest."""
+    n, m, d, k = 4423, 3980, 1024, 40
+    assert [ridge.route(n, m, d, k, a) for a in (1, 3, 5, 6, 20)] == ["woodbury"] * 3 + ["eigh"] * 2
+    assert ridge.route(n, n, d, 1, 1) == "cholesky"  # a refit on all rows: no fold to share a factorisation
+    assert ridge.route(n, n, d, 1, 3) == "eigh"
+    assert ridge.route(n, 398, d, k, 3) == "cholesky"  # label fraction 0.1: the gram shape
+    assert "woodbury" not in ridge.route_costs(n, 398, d, k, 3)
+
+
 def test_ties_go_to_the_first_alpha():
     """Identical leave-one-out errors (a constant-free target: zero labels' spread) keep the first alpha."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 5))
     y = np.full(40, 0.5)  # every alpha predicts the mean exactly: LOO error 0 for all
     train, test = shuffle_split(40, 3)
-    fit = fit_task(x, y, False, train, test, (5.0, 1.0, 0.1))
-    assert list(fit.alpha) == [5.0, 5.0, 5.0]
+    assert list(fit_task(x, y, False, train, test, (5.0, 1.0, 0.1)).alpha) == [5.0, 5.0, 5.0]
+    for name in ridge.ROUTES:
+        assert list(ridge._fit(x, y, False, train, test, (5.0, 1.0, 0.1), name).alpha) == [5.0, 5.0, 5.0], name
 
 
 @pytest.fixture(scope="module")

@@ -6,26 +6,52 @@ chosen from `probe_params.alphas` by the efficient leave-one-out squared error o
 training rows only (the first alpha of a tie), refitted at that alpha and scored on the held-out
 rows with the linear probe's rules (engine._heldout_scores).
 
-Axes: folds (k) of one task; a fold trains on m rows and holds out t; alphas (a); dim (d).
-Maths, per fold, with X: (m, d) its training rows centred by their means x_bar and y: (m,)
-its targets centred by their mean y_bar (the intercept):
+Axes: folds (k) of one task of n rows; a fold trains on m rows and leaves out the other
+r = n - m (its t held-out rows among them); alphas (a); dim (d). Maths, per fold and alpha,
+with X: (m, d) the fold's training rows centred by their means x_bar and y: (m,) its targets
+centred by their mean y_bar (the intercept):
 
-  one eigendecomposition, the smaller of the two (scikit-learn's choice by shape):
-    m <= d ("gram"):  X X^T = Q diag(s) Q^T,  A = Q      (m, m),  g(s, alpha) = s / (s + alpha)
-    m >  d ("cov"):   X^T X = V diag(s) V^T,  A = X V    (m, d),  g(s, alpha) = 1 / (s + alpha)
-  then for every alpha, with the hat matrix A diag(g) A^T:
-    fitted = A diag(g) A^T y        h = diag(A diag(g) A^T) = (A * A) g        (m, a)
-    LOO residual e = (y - fitted) / (1 - h - 1/m)   (1/m: the intercept's own leverage)
-    alpha* = argmin_alpha mean(e^2)
-  refit at alpha* from the same factorisation (dual form, no second solve):
-    w = X^T (y - fitted) / alpha*      b = y_bar - x_bar . w      z = x_test . w + b
+  w = (X^T X + alpha I)^-1 X^T y      fitted = X w      h = diag(X (X^T X + alpha I)^-1 X^T)
+  LOO residual e = (y - fitted) / (1 - h - 1/m)   (1/m: the intercept's own leverage)
+  alpha* = argmin_alpha mean(e^2)      b = y_bar - x_bar . w      z = x_test . w* + b*
 
-The d x d matrices come from one task-wide sum: X^T X of a fold is the task's x^T x minus
-the rows it leaves out (Gram downdating, t d^2 instead of m d^2), then centred (a rank-1
-term); the m x m Gram of a fold is a slice of the task's x x^T, centred. Folds go through a
-`lax.map` in batches (bounded memory), each batch one batched `eigh`. Everything runs in
-float64 (jax.enable_x64): scikit-learn works in float64, and in float32 the
-leave-one-out errors of near-equal alphas could pick a different alpha.
+Shapes, scikit-learn's choice: "cov" (m > d) works with C = X^T X (d, d), the task's x^T x
+minus the fold's r left-out rows' (Gram downdating, r d^2 instead of m d^2), centred (a rank-1
+term); "gram" (m <= d) with K = X X^T (m, m), a slice of the task's x x^T, centred. Routes:
+
+  eigh, one factorisation per fold for every alpha:
+    cov:  C = V diag(s) V^T, A = X V (m, d), g = 1 / (s + alpha)
+    gram: K = Q diag(s) Q^T, A = Q (m, m),   g = s / (s + alpha)
+    fitted = A diag(g) A^T y,  h = (A * A) g,  w = X^T (y - fitted) / alpha
+  cholesky, one factorisation per fold and alpha:
+    cov:  C + alpha I = L L^T;  [B; u^T] = [X; (X^T y)^T] L^-T, one triangular solve with all m
+          training rows:  h = rowsum(B^2),  fitted = B u,  w = L^-T u
+    gram: K + alpha I = L L^T,  P = L^-1: (K + alpha I)^-1 = P^T P,  c = P^T P y;
+          1 - h = alpha colsum(P^2),  y - fitted = alpha c,  w = X^T c
+  woodbury, one factorisation per task and alpha, every fold's hat matrix from the task's
+  (exact in either shape; the rule offers it where m > d). With all n rows centred by their mean mu and an intercept column,
+  Z = [x - mu, 1] (n, d + 1), A = Z^T Z + alpha diag(1, .., 1, 0) = blockdiag(C_n + alpha I, n):
+    C_n + alpha I = L L^T,  B = (x - mu) L^-T (n, d),  G = Z A^-1 Z^T = B B^T + 1/n (n, n).
+    A fold drops its rows R from A: Z (A - Z_R^T Z_R)^-1 Z^T = G + G[:, R] S^-1 G[R, :] with
+    S = I - G[R, R] = Ls Ls^T (r, r), Q = Ls^-1 G[R, :] (r, n). Its hat matrix is that on its
+    training rows T, intercept included (so 1 - h stands for 1 - h - 1/m above). With y_T the
+    fold's centred targets as above (the intercept fits their mean exactly: the same errors):
+      h = diag(G) + colsum(Q^2);  g = G[:, T] y_T = B (B^T y_T)  (y_T sums to 0);
+      v = y_T on T, S^-1 g_R on R;  theta = (A - Z_R^T Z_R)^-1 Z_T^T y_T = A^-1 Z^T v:
+      w = L^-T B^T v,  fitted = B B^T v + sum(v) / n,  b = y_bar + sum(v) / n - mu . w
+
+Route rule (`route`): the route with the fewest floating-point operations (`route_costs`), each
+kind of operation weighted by its measured cost against a matrix product of the same count on
+the 2-core machine of docs/benchmarks.md (EIGH_FLOPS, CHOLESKY, TRIANGULAR): eigh wins with many
+alphas, cholesky / woodbury with few.
+
+The d x d and n x n matrices come from task-wide sums; folds go through a `lax.map` in batches
+(bounded memory). Everything runs in float64 (jax.enable_x64): scikit-learn works in float64,
+and in float32 the leave-one-out errors of near-equal alphas could pick a different alpha.
+jaxlib 0.10.2 runs a batched LAPACK call's batch on XLA's CPU thread pool and blocks on it, so
+two batched LAPACK calls that could run at once can deadlock a two-thread pool (seen with two
+independent triangular solves): every route chains its factorisation and solves, one after the
+other.
 
 A task's shapes (rows, folds, dim, alphas) decide its compiled program; methods of the same
 coverage reuse it.
@@ -50,6 +76,20 @@ from neuco_jax.probes.stored import Probe
 
 # Folds per batch of the lax.map: bounds memory to a few (d, d) / (m, d) float64 matrices each.
 FOLD_BATCH = 4
+ROUTES = ("eigh", "cholesky", "woodbury")
+# The cost of one operation in matrix-product flops (2 p q s for (p, q) x (q, s)), measured on the
+# 2-core machine of docs/benchmarks.md (p = 1024, n = 4423, r = 443): a symmetric eigendecomposition
+# of a p x p matrix costs EIGH_FLOPS p^3, a Cholesky factorisation CHOLESKY times its p^3 / 3 flops,
+# a triangular solve with q right-hand sides TRIANGULAR times its q p^2, and a fold's woodbury
+# correction (gathering r rows of G, the r x r factorisation, the solves) WOODBURY_FOLD (n + 2) r^2.
+EIGH_FLOPS = 11.0
+CHOLESKY = 3.4
+TRIANGULAR = 1.4
+WOODBURY_FOLD = 2.7
+# The woodbury route holds (n, n) float64 matrices: not above this many rows.
+WOODBURY_MAX_ROWS = 12_000
+
+tri = partial(jax.lax.linalg.triangular_solve, lower=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,72 +108,156 @@ class RidgeFit:
     scores: np.ndarray
 
 
-def _fold(x, y, gram, cov, sum_x, train, removed, test, alphas, *, mode):
-    """One fold: leave-one-out errors for every alpha, the chosen alpha, its refit and held-out values.
+def route_costs(n: int, m: int, d: int, k: int, a: int) -> dict[str, float]:
+    """Each route's estimated work for one task, in matrix-product flops (module docstring).
 
-    x: (n, d) the task's rows, y: (n,) targets; gram: (n, n) = x x^T (mode "gram") and
-    cov: (d, d) = x^T x, sum_x: (d,) (mode "cov"); train: (m,), removed: (n - m,), test: (t,)
-    positions; alphas: (a,).
+    n task rows, m training rows per fold, d dims, k folds, a alphas. The shape follows m and d
+    (cov: m > d, gram: m <= d); woodbury only where it applies (cov, a left-out row, n not above
+    WOODBURY_MAX_ROWS).
     """
+    r = n - m
+    if m <= d:  # the gram shape; P = L^-1 is a triangular solve with m right-hand sides
+        return {"eigh": k * EIGH_FLOPS * m ** 3,
+                "cholesky": k * a * (CHOLESKY * m ** 3 / 3 + TRIANGULAR * m ** 3)}
+    downdate = 2 * r * d * d
+    costs = {"eigh": k * (downdate + EIGH_FLOPS * d ** 3 + 2 * m * d * d),
+             "cholesky": k * (downdate + a * (CHOLESKY * d ** 3 / 3 + TRIANGULAR * m * d * d))}
+    if r and n <= WOODBURY_MAX_ROWS:
+        costs["woodbury"] = a * (CHOLESKY * d ** 3 / 3 + TRIANGULAR * n * d * d + 2 * n * n * d
+                                 + k * WOODBURY_FOLD * (n + 2) * r * r)
+    return costs
+
+
+def route(n: int, m: int, d: int, k: int, a: int) -> str:
+    """The cheapest route by `route_costs` (ties: the first of ROUTES)."""
+    costs = route_costs(n, m, d, k, a)
+    return min(costs, key=lambda name: (costs[name], ROUTES.index(name)))
+
+
+def _centred(x, y, train):
+    """A fold's training rows and targets centred: X (m, d), y (m,), and their means x_bar (d,), y_bar."""
+    x_tr, y_tr = x[train], y[train]
+    x_bar, y_bar = x_tr.mean(0), y_tr.mean()
+    return x_tr - x_bar, y_tr - y_bar, x_bar, y_bar
+
+
+def _fold_matrix(x, task_matrix, sum_x, train, removed, *, gram):
+    """The fold's centred K = X X^T (m, m) from the task's x x^T, or C = X^T X (d, d) from its x^T x."""
     m = train.shape[0]
-    x_tr = x[train]
-    x_bar = x_tr.mean(0)
-    xc = x_tr - x_bar
-    y_tr = y[train]
-    y_bar = y_tr.mean()
-    yc = y_tr - y_bar
-    if mode == "gram":
-        k = gram[train][:, train]
+    if gram:
+        k = task_matrix[train][:, train]
         row = k.mean(0)
-        k = k - row[:, None] - row[None, :] + row.mean()  # the Gram of the centred rows
-        s, a_mat = jnp.linalg.eigh(k)
-        g = s[:, None] / (s[:, None] + alphas)  # (m, a)
+        return k - row[:, None] - row[None, :] + row.mean()
+    x_rm = x[removed]
+    c = task_matrix - x_rm.T @ x_rm  # downdate: the fold's uncentred x^T x
+    mean = (sum_x - x_rm.sum(0)) / m
+    return c - m * jnp.outer(mean, mean)
+
+
+def _eigh_fold(x, y, task_matrix, sum_x, train, removed, alphas, *, gram):
+    """One fold by one eigendecomposition: LOO mean squared error (a,), w (a, d), b (a,)."""
+    m = train.shape[0]
+    xc, yc, x_bar, y_bar = _centred(x, y, train)
+    s, vectors = jnp.linalg.eigh(_fold_matrix(x, task_matrix, sum_x, train, removed, gram=gram))
+    if gram:
+        a_mat, g = vectors, s[:, None] / (s[:, None] + alphas)  # (m, m), (m, a)
     else:
-        x_rm = x[removed]
-        c = cov - x_rm.T @ x_rm  # downdate: the fold's uncentred x^T x
-        mean = (sum_x - x_rm.sum(0)) / m
-        c = c - m * jnp.outer(mean, mean)
-        s, v = jnp.linalg.eigh(c)
-        a_mat = xc @ v  # (m, d)
-        g = 1.0 / (s[:, None] + alphas)
+        a_mat, g = xc @ vectors, 1.0 / (s[:, None] + alphas)  # (m, d), (d, a)
     fitted = a_mat @ (g * (a_mat.T @ yc)[:, None])  # (m, a)
     h = (a_mat * a_mat) @ g
-    loo = (yc[:, None] - fitted) / (1.0 - h - 1.0 / m)
-    best = jnp.argmin(jnp.mean(loo**2, 0))  # the first of equal errors, as scikit-learn
-    alpha = alphas[best]
-    w = xc.T @ (yc - fitted[:, best]) / alpha
-    b = y_bar - x_bar @ w
-    return best, w, b, x[test] @ w + b
+    err = jnp.mean(((yc[:, None] - fitted) / (1.0 - h - 1.0 / m)) ** 2, 0)
+    w = (xc.T @ (yc[:, None] - fitted) / alphas).T  # (a, d), the dual form: no second solve
+    return err, w, y_bar - w @ x_bar
 
 
-@partial(jax.jit, static_argnames=("mode", "is_cls"))
-def _fit_task(x, y, labels, train, removed, test, alphas, *, mode, is_cls):
-    """Every fold of one task (see the module docstring); returns alpha index, w, b, z, score per fold."""
-    gram = x @ x.T if mode == "gram" else None
-    cov = x.T @ x if mode == "cov" else None
-    fold = partial(_fold, x, y, gram, cov, x.sum(0), alphas=alphas, mode=mode)
-    best, w, b, z = jax.lax.map(lambda f: fold(*f), (train, removed, test), batch_size=FOLD_BATCH)
+def _cholesky_fold(x, y, task_matrix, sum_x, train, removed, alphas, *, gram):
+    """One fold by one Cholesky factorisation per alpha: LOO mean squared error (a,), w (a, d), b (a,)."""
+    m = train.shape[0]
+    xc, yc, x_bar, y_bar = _centred(x, y, train)
+    mat = _fold_matrix(x, task_matrix, sum_x, train, removed, gram=gram)
+    eye = jnp.eye(mat.shape[0])
+    rhs = None if gram else jnp.concatenate([xc, (xc.T @ yc)[None]], 0)  # (m + 1, d): [X; (X^T y)^T]
+
+    def one(alpha):
+        lower = jnp.linalg.cholesky(mat + alpha * eye)
+        if gram:
+            p = tri(lower, eye, left_side=True)  # L^-1 (m, m)
+            c = p.T @ (p @ yc)  # (K + alpha I)^-1 y
+            e = alpha * c / (alpha * jnp.sum(p * p, 0) - 1.0 / m)
+            return jnp.mean(e ** 2), xc.T @ c
+        bu = tri(lower, rhs, left_side=False, transpose_a=True)  # [X; (X^T y)^T] L^-T
+        b_mat, u = bu[:-1], bu[-1]
+        w = tri(lower, u[:, None], left_side=True, transpose_a=True)[:, 0]  # after bu: one solve at a time
+        e = (yc - b_mat @ u) / (1.0 - jnp.sum(b_mat * b_mat, 1) - 1.0 / m)
+        return jnp.mean(e ** 2), w
+
+    err, w = jax.lax.map(one, alphas)
+    return err, w, y_bar - w @ x_bar
+
+
+def _per_fold(fold, x, y, train, removed, alphas, *, gram):
+    """Every fold by a per-fold route: err (k, a), w (k, a, d), b (k, a)."""
+    task_matrix = x @ x.T if gram else x.T @ x
+    one = partial(fold, x, y, task_matrix, x.sum(0), alphas=alphas, gram=gram)
+    return jax.lax.map(lambda f: one(*f), (train, removed), batch_size=FOLD_BATCH)
+
+
+def _woodbury(x, y, train, removed, alphas):
+    """Every fold from the task's hat matrix per alpha (module docstring): err (k, a), w (k, a, d), b (k, a)."""
+    n, d = x.shape
+    mu = x.mean(0)
+    xt = x - mu  # (n, d): the task's rows centred by their mean, the intercept column apart
+
+    def per_alpha(alpha):
+        lower = jnp.linalg.cholesky(xt.T @ xt + alpha * jnp.eye(d))
+        b_mat = tri(lower, xt, left_side=False, transpose_a=True)  # (n, d): (x - mu) L^-T
+        g_mat = b_mat @ b_mat.T + 1.0 / n  # (n, n)
+        g_diag = jnp.diagonal(g_mat)
+
+        def fold(train, removed):
+            # (n,) the fold's targets less their mean (which the intercept fits exactly: the same
+            # errors, and exactly 0 for constant targets, whose ties then go to the first alpha), 0 on R
+            y_bar = y[train].mean()
+            y_t = jnp.zeros(n).at[train].set(y[train] - y_bar)
+            g = b_mat @ (b_mat.T @ y_t)  # G[:, T] y_T, whose 1/n part vanishes: y_t sums to 0
+            g_r = g_mat[removed]  # (r, n)
+            ls = jnp.linalg.cholesky(jnp.eye(removed.shape[0]) - g_r[:, removed])
+            q = tri(ls, jnp.concatenate([g_r, g[removed][:, None]], 1), left_side=True)  # (r, n + 1)
+            s = tri(ls, q[:, -1:], left_side=True, transpose_a=True)[:, 0]  # S^-1 g_R
+            v = y_t.at[removed].set(s)
+            btv = b_mat.T @ v
+            w = tri(lower, btv[:, None], left_side=True, transpose_a=True)[:, 0]
+            fitted = (b_mat @ btv + v.sum() / n)[train]
+            h = (g_diag + jnp.sum(q[:, :-1] ** 2, 0))[train]
+            return jnp.mean(((y[train] - y_bar - fitted) / (1.0 - h)) ** 2), w, y_bar + v.sum() / n - mu @ w
+
+        return jax.lax.map(lambda f: fold(*f), (train, removed), batch_size=FOLD_BATCH)
+
+    err, w, b = jax.lax.map(per_alpha, alphas)  # (a, k), (a, k, d), (a, k)
+    return err.T, w.transpose(1, 0, 2), b.T
+
+
+@partial(jax.jit, static_argnames=("route_name", "is_cls"))
+def _fit_task(x, y, labels, train, removed, test, alphas, *, route_name, is_cls):
+    """Every fold of one task by one route (see the module docstring); returns alpha index, w, b, z, score per fold."""
+    gram = train.shape[1] <= x.shape[1]
+    if route_name == "woodbury":
+        err, w, b = _woodbury(x, y, train, removed, alphas)
+    else:
+        fold = _eigh_fold if route_name == "eigh" else _cholesky_fold
+        err, w, b = _per_fold(fold, x, y, train, removed, alphas, gram=gram)
+    best = jnp.argmin(err, 1)  # (k,) the first of equal errors, as scikit-learn
+    w = jnp.take_along_axis(w, best[:, None, None], 1)[:, 0]  # (k, d)
+    b = jnp.take_along_axis(b, best[:, None], 1)[:, 0]
+    z = jnp.take_along_axis(w @ x.T, test, 1) + b[:, None]  # (k, t)
     # sign(decision) for classification: there is no reference ridge probe whose F1 rule to follow.
-    mask = jnp.ones_like(z)
-    scores, _ = _heldout_scores(z, labels[test], mask, jnp.full(z.shape[0], is_cls), False)
+    scores, _ = _heldout_scores(z, labels[test], jnp.ones_like(z), jnp.full(z.shape[0], is_cls), False)
     return best, w, b, z, scores
 
 
-def fit_task(x: np.ndarray, labels: np.ndarray, is_cls: bool, train: np.ndarray, test: np.ndarray,
-             alphas) -> RidgeFit:
-    """Ridge probes for every fold of one task.
-
-    Args:
-      x: (n, d) the task's standardised embedding rows; labels: (n,) its labels (0/1 for
-        classification, min-max scaled values for regression).
-      is_cls: classification (targets -1/+1, prediction sign(decision)) or regression.
-      train: (k, m) and test: (k, t) row positions of each fold (test may have t = 0: a refit).
-      alphas: the candidate L2 strengths, in order (ties go to the first).
-
-    Returns:
-      RidgeFit with per-fold alpha, weights, bias, held-out decision values and scores.
-    """
-    n, d = x.shape
+def _fit(x, labels, is_cls, train, test, alphas, route_name):
+    """fit_task by the named route."""
+    n = x.shape[0]
     train, test = np.asarray(train), np.asarray(test)
     k, m = train.shape
     keep = np.zeros((k, n), bool)
@@ -145,10 +269,28 @@ def fit_task(x: np.ndarray, labels: np.ndarray, is_cls: bool, train: np.ndarray,
         best, w, b, z, scores = jax.device_get(_fit_task(
             jnp.asarray(x, jnp.float64), jnp.asarray(y), jnp.asarray(labels), jnp.asarray(train, jnp.int32),
             jnp.asarray(removed, jnp.int32), jnp.asarray(test, jnp.int32), jnp.asarray(alphas, jnp.float64),
-            mode="gram" if m <= d else "cov", is_cls=bool(is_cls)))
+            route_name=route_name, is_cls=bool(is_cls)))
     alpha = np.asarray(alphas, np.float64)[best]
     return RidgeFit(alpha=alpha, w=w, b=b, z=z, scores=np.asarray(scores, np.float64) if test.shape[1] else
                     np.full(k, np.nan))
+
+
+def fit_task(x: np.ndarray, labels: np.ndarray, is_cls: bool, train: np.ndarray, test: np.ndarray,
+             alphas) -> RidgeFit:
+    """Ridge probes for every fold of one task, by the cheapest route (`route`).
+
+    Args:
+      x: (n, d) the task's standardised embedding rows; labels: (n,) its labels (0/1 for
+        classification, min-max scaled values for regression).
+      is_cls: classification (targets -1/+1, prediction sign(decision)) or regression.
+      train: (k, m) and test: (k, t) row positions of each fold (test may have t = 0: a refit).
+      alphas: the candidate L2 strengths, in order (ties go to the first).
+
+    Returns:
+      RidgeFit with per-fold alpha, weights, bias, held-out decision values and scores.
+    """
+    (n, d), (k, m) = np.shape(x), np.shape(train)
+    return _fit(x, labels, is_cls, train, test, alphas, route(n, m, d, k, len(alphas)))
 
 
 def run(bench: Benchmark, config: Config, fractions=(1.0,)) -> dict[float, list[TaskFolds]]:
