@@ -117,8 +117,8 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
         the config's `update_leaderboard`.
       progress: where stage progress is shown (default: nowhere).
       loaded: a dict that keeps every submission read, keyed by its file, the labels folder,
-        embedding_dim and exclude file, for later sweeps of the same files under other configs (`sweep --configs`); default:
-        each submission is read when its chunk needs it and dropped after.
+        embedding_dim and exclude file, for later sweeps of the same files under other configs
+        (`sweep --configs`); default: each submission is read when its chunk needs it and dropped after.
 
     Returns:
       One RunResult per (method, ablation variant), methods in the given order.
