@@ -29,8 +29,9 @@ term); "gram" (m <= d) with K = X X^T (m, m), a slice of the task's x x^T, centr
     gram: K + alpha I = L L^T,  P = L^-1: (K + alpha I)^-1 = P^T P,  c = P^T P y;
           1 - h = alpha colsum(P^2),  y - fitted = alpha c,  w = X^T c
   woodbury, one factorisation per task and alpha, every fold's hat matrix from the task's
-  (exact in either shape; the rule offers it where m > d). With all n rows centred by their mean mu and an intercept column,
-  Z = [x - mu, 1] (n, d + 1), A = Z^T Z + alpha diag(1, .., 1, 0) = blockdiag(C_n + alpha I, n):
+  (exact in either shape; the rule offers it where m > d). With all n rows centred by their
+  mean mu and an intercept column, Z = [x - mu, 1] (n, d + 1), and
+  A = Z^T Z + alpha diag(1, .., 1, 0) = blockdiag(C_n + alpha I, n):
     C_n + alpha I = L L^T,  B = (x - mu) L^-T (n, d),  G = Z A^-1 Z^T = B B^T + 1/n (n, n).
     A fold drops its rows R from A: Z (A - Z_R^T Z_R)^-1 Z^T = G + G[:, R] S^-1 G[R, :] with
     S = I - G[R, R] = Ls Ls^T (r, r), Q = Ls^-1 G[R, :] (r, n). Its hat matrix is that on its
@@ -40,10 +41,18 @@ term); "gram" (m <= d) with K = X X^T (m, m), a slice of the task's x x^T, centr
       v = y_T on T, S^-1 g_R on R;  theta = (A - Z_R^T Z_R)^-1 Z_T^T y_T = A^-1 Z^T v:
       w = L^-T B^T v,  fitted = B B^T v + sum(v) / n,  b = y_bar + sum(v) / n - mu . w
 
-Route rule (`route`): the route with the fewest floating-point operations (`route_costs`), each
-kind of operation weighted by its measured cost against a matrix product of the same count on
-the 2-core machine of docs/benchmarks.md (EIGH_FLOPS, CHOLESKY, TRIANGULAR): eigh wins with many
-alphas, cholesky / woodbury with few.
+Route rule (`route`, `route_costs`): the route of least estimated work, in matrix-product flops
+with each operation weighted by its measured cost against a product (EIGH_FLOPS, CHOLESKY,
+TRIANGULAR, WOODBURY_FOLD below; downdate = 2 r d^2):
+  cov   eigh      k (downdate + 11 d^3 + 2 m d^2)
+        cholesky  k (downdate + a (3.4 d^3 / 3 + 1.4 m d^2))
+        woodbury  a (3.4 d^3 / 3 + 1.4 n d^2 + 2 n^2 d + k 2.7 (n + 2) r^2)   (r > 0, n <= 12,000)
+  gram  eigh      k 11 m^3;   cholesky  k a (3.4 m^3 / 3 + 1.4 m^3)
+eigh's work does not grow with the alphas, the others' does: few alphas go to cholesky or
+woodbury, many to eigh. Measured (docs/benchmarks.md, 2 cores, landcover_forest: n 4,423,
+m 3,980, d 1,024, k 40): with 3 alphas eigh takes 29.2 s, cholesky 28.1 s, woodbury 13.9 s;
+woodbury's time is a third of that per alpha, so it overtakes eigh at about 6 alphas (the
+rule: woodbury up to 5), cholesky at about 3 (a refit on all rows, k = 1: cholesky for 1 or 2).
 
 The d x d and n x n matrices come from task-wide sums; folds go through a `lax.map` in batches
 (bounded memory). Everything runs in float64 (jax.enable_x64): scikit-learn works in float64,
@@ -66,7 +75,6 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 
 from neuco_jax.config import Config
 from neuco_jax.data import Benchmark
