@@ -264,7 +264,7 @@ def _fit_task(x, y, labels, train, removed, test, alphas, *, route_name, is_cls)
 
 
 def _fit(x, labels, is_cls, train, test, alphas, route_name):
-    """fit_task by the named route."""
+    """fit_task by the named route, one of ROUTES (tests and scripts/bench_ridge.py name each)."""
     n = x.shape[0]
     train, test = np.asarray(train), np.asarray(test)
     k, m = train.shape
