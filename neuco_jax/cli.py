@@ -105,12 +105,16 @@ def _compare_parser(sub) -> None:
     p.add_argument("--runs", nargs="+", default=None, metavar="RUN",
                    help="compare only these runs: run folder names, or method names with one run each "
                         "(default: every complete run)")
-    p.add_argument("--confidence", type=float, default=0.95,
-                   help="level of every interval; pairs are significant when their Holm-adjusted p-value is below "
-                        "1 - confidence (default: 0.95)")
+    _bootstrap_flags(p, "level of every interval; pairs are significant when their Holm-adjusted p-value is "
+                        "below 1 - confidence (default: 0.95)")
+    _selection_flags(p)
+
+
+def _bootstrap_flags(p, confidence_help: str) -> None:
+    """The flags compare and agreement share: the intervals' level and the fold bootstrap's size and seed."""
+    p.add_argument("--confidence", type=float, default=0.95, help=confidence_help)
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed; the same seed, the same files (default: 0)")
-    _selection_flags(p)
 
 
 def _agreement_parser(sub) -> None:
@@ -126,9 +130,7 @@ def _agreement_parser(sub) -> None:
     p.add_argument("--phases", nargs="+", required=True, metavar="PHASE", help="two or more phases to compare")
     p.add_argument("--weighting", choices=("std", "uniform"), default="std",
                    help="task weights of every leaderboard, as for leaderboard (default: std)")
-    p.add_argument("--confidence", type=float, default=0.95, help="level of every interval (default: 0.95)")
-    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: 2000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed; the same seed, the same files (default: 0)")
+    _bootstrap_flags(p, "level of every interval (default: 0.95)")
 
 
 def _report_parser(sub) -> None:

@@ -20,7 +20,6 @@ import pyarrow.compute as pc
 from neuco_jax import stores
 from neuco_jax.errors import InputError
 from neuco_jax.tables import _read_csv, _require_columns, coerce_numbers, locations, plural
-from neuco_jax.tables import _columns, _embedding_columns  # noqa: F401 (validate.py imports them from here)
 
 log = logging.getLogger(__name__)
 

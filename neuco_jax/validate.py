@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from neuco_jax.data import _columns, _embedding_columns, _read_csv, clean_ids, coerce_numbers, load_labels
+from neuco_jax.data import clean_ids, load_labels
+from neuco_jax.tables import _columns, _embedding_columns, _read_csv, coerce_numbers
 from neuco_jax.errors import InputError
 from neuco_jax.stores import format_of, read_embeddings
 

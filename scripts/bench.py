@@ -111,6 +111,18 @@ def machine_info() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": mem_kb / 1e6, "jax": jax.__version__, "device": device}
 
 
+def lscpu() -> str:
+    """lscpu's model name and whether the CPU has AVX-512 (its flags)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "lscpu unavailable"
+    model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in out.splitlines() if line.startswith("Flags")), [])
+    avx512 = sorted(f for f in flags if f.startswith("avx512"))
+    return f"{model}, {'AVX-512 (' + ' '.join(avx512) + ')' if avx512 else 'no AVX-512'}"
+
+
 def best_time(fn, repeats: int) -> float:
     """Min wall seconds of fn() over repeats, after one warm-up call."""
     fn()

@@ -28,14 +28,13 @@ import datetime
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-from bench import ensure_data, gemm_rates, last_json, machine_info, run_process
+from bench import ensure_data, gemm_rates, last_json, lscpu, machine_info, run_process
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP_CONFIG = ROOT / "neuco_jax" / "configs" / "mlp.yaml"
@@ -102,18 +101,6 @@ def child_cmd(args, mode: str, probe: str = "mlp") -> list[str]:
     return [sys.executable, __file__, "--_child", mode, "--probe", probe, "--data", str(args.data), "--method",
             args.method, "--repeats", str(args.repeats), *(["--task_filter", *args.task_filter] if args.task_filter
                                                           else [])]
-
-
-def lscpu() -> str:
-    """lscpu's model name and whether the CPU has AVX-512 (its flags)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "lscpu unavailable"
-    model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in out.splitlines() if line.startswith("Flags")), [])
-    avx512 = sorted(f for f in flags if f.startswith("avx512"))
-    return f"{model}, {'AVX-512 (' + ' '.join(avx512) + ')' if avx512 else 'no AVX-512'}"
 
 
 def main() -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import re
 import resource
@@ -26,12 +27,7 @@ from pathlib import Path
 
 import yaml
 
-
-def ensure_data(folder: Path) -> None:
-    from neuco_jax.synthetic import make_benchmark
-
-    if not (folder / "ground_truth.json").exists():
-        make_benchmark(folder, n_methods=3)
+from bench import ensure_data, lscpu
 
 
 def config_file(kind: str, overrides: list[str], folder: Path) -> Path:
@@ -68,9 +64,9 @@ def main() -> int:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="probe_params overrides for every probe kind that has the key")
     args = ap.parse_args()
-    ensure_data(args.data)
-    print(f"# {datetime.date.today()} {platform.node()} {platform.processor() or platform.machine()}, "
-          f"python {platform.python_version()}")
+    ensure_data(args.data, 1)
+    print(f"# {datetime.date.today()} {lscpu()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.2f}")
     print("| probe | evaluate wall (min) | all runs | stages of the fastest |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,7 @@ import numpy as np
 
 from neuco_jax.config import Config
 from neuco_jax.data import Benchmark
-from neuco_jax.plan import inner_split, shuffle_split
+from neuco_jax.plan import Embeddings, inner_split, shuffle_split, stack_embeddings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +87,12 @@ class GroupPass:
     chunk_size: int
     timings: dict
     compiled_one: Callable[[], None]
+
+    def embeddings(self) -> Embeddings:
+        """The group's methods stacked, padded to chunk_size by repeating the last: every pass of a sweep
+        has the same shapes, so its program compiles once."""
+        benches = [b for _, b in self.group]
+        return stack_embeddings(benches + benches[-1:] * (self.chunk_size - len(benches)), self.width)
 
 
 # results_of(slot, variant, bench) -> (TaskFolds per task, refitted probes or None)

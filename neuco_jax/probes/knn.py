@@ -53,7 +53,6 @@ from neuco_jax.config import Config
 from neuco_jax.data import Benchmark
 from neuco_jax.engine import _heldout_scores
 from neuco_jax.errors import InputError
-from neuco_jax.plan import stack_embeddings
 from neuco_jax.probes.folds import GroupPass, ResultsOf, TaskFolds, Variant, shuffle_folds
 from neuco_jax.probes.stored import NeighbourProbe
 from neuco_jax.runtime import select_devices
@@ -243,8 +242,7 @@ def run_pass(p: GroupPass) -> ResultsOf:
     if key not in p.plans:
         p.plans[key] = make_plan(p.group[0][1], config, p.fractions)
     plan = p.plans[key]
-    benches = [b for _, b in p.group] + [p.group[-1][1]] * (p.chunk_size - len(p.group))
-    emb = stack_embeddings(benches, p.width)
+    emb = p.embeddings()
     first = p.group[0][1]
     y = np.concatenate([t.labels for t in first.tasks])
     is_cls = np.asarray([first.tasks[t].is_classification for t, _ in plan.entries])

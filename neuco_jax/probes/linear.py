@@ -16,7 +16,7 @@ import numpy as np
 from neuco_jax import engine
 from neuco_jax.data import Benchmark
 from neuco_jax.engine import ProbeScores
-from neuco_jax.plan import Embeddings, ProbePlan, make_plan, stack_embeddings
+from neuco_jax.plan import Embeddings, ProbePlan, make_plan
 from neuco_jax.probes.folds import GroupPass, ResultsOf, TaskFolds, Variant
 from neuco_jax.probes.stored import Probe
 from neuco_jax.runtime import select_devices
@@ -36,8 +36,7 @@ def run_pass(p: GroupPass) -> ResultsOf:
             learning_rates=p.learning_rates, label_fractions=p.fractions, seed=config.seed, dim=p.width,
             shuffle=config.shuffle, metric_rule=config.metric_rule, selection=config.selection)
     plan = p.plans[p.coverage]
-    padded = [b for _, b in p.group] + [p.group[-1][1]] * (p.chunk_size - len(p.group))
-    emb = stack_embeddings(padded, p.width)
+    emb = p.embeddings()
     p.timings["load"] += time.perf_counter() - t0
     probes = _run(plan, emb, p, p.compiled_one)
     refit_plan = refit = None

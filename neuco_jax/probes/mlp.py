@@ -56,7 +56,7 @@ import optax
 from neuco_jax.config import Config, MLPParams
 from neuco_jax.data import Benchmark
 from neuco_jax.engine import HIGHEST, ProbeScores, _heldout_scores, _per_probe, _scale_by_adam_exact_bias
-from neuco_jax.plan import Embeddings, ProbePlan, make_plan, stack_embeddings
+from neuco_jax.plan import Embeddings, ProbePlan, make_plan
 from neuco_jax.probes.folds import GroupPass, ResultsOf, Variant
 from neuco_jax.probes.linear import task_folds
 from neuco_jax.probes.stored import MLPProbe
@@ -361,7 +361,7 @@ def run_pass(p: GroupPass) -> ResultsOf:
         p.plans[key] = make_plan(p.group[0][1], k_folds=config.k_folds, label_fractions=p.fractions,
                                  selection=config.selection, **common)
     plan = p.plans[key]
-    emb = stack_embeddings([b for _, b in p.group] + [p.group[-1][1]] * (p.chunk_size - len(p.group)), p.width)
+    emb = p.embeddings()
     p.timings["load"] += time.perf_counter() - t0
     probes = run_plan(plan, emb, config, p.timings)
     p.compiled_one()

@@ -27,8 +27,24 @@ from neuco_jax.errors import InputError
 FORMAT = "neuco_jax.probe/1"
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class _Predicts:
-    """What every stored probe does with raw embeddings: the run's standardisation, then its decision."""
+    """What every stored probe holds beside its arrays, and does with raw embeddings: the run's
+    standardisation, then its decision.
+
+    mean, std: the run's one global standardisation; label_min, label_max: the task's label range
+    when labels were min-max scaled (None when they were not); hyperparameters: the run's for the
+    task. A kind's arrays are its own fields: `_arrays` gives them as probe.npz stores them and
+    `_from_npz` reads them back.
+    """
+
+    task: str
+    task_type: str
+    mean: float
+    std: float
+    label_min: float | None = None
+    label_max: float | None = None
+    hyperparameters: dict = dataclasses.field(default_factory=dict)
 
     def _standardised(self, x: np.ndarray, dim: int) -> np.ndarray:
         x = np.asarray(x, np.float64)
@@ -54,51 +70,40 @@ class _Predicts:
 
 @dataclasses.dataclass(frozen=True)
 class Probe(_Predicts):
-    """A linear probe with the preprocessing of the run that trained it.
+    """A linear probe: w: (dim,) float32 and b on standardised embeddings."""
 
-    w: (dim,) float32 and b on standardised embeddings; mean, std: the run's one
-    global standardisation; label_min, label_max: the task's label range when
-    labels were min-max scaled (None when they were not).
-    """
-
-    task: str
-    task_type: str
     w: np.ndarray
     b: float
-    mean: float
-    std: float
-    label_min: float | None = None
-    label_max: float | None = None
-    hyperparameters: dict = dataclasses.field(default_factory=dict)
     probe_type: str = "linear"
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
         """Logits for raw embeddings x: (n, d), d <= dim."""
         return self._standardised(x, len(self.w)) @ self.w.astype(np.float64) + self.b
 
+    def _arrays(self) -> dict:
+        # float32: the engine's precision (ridge's float64 weights are rounded)
+        return {"w": np.asarray(self.w, np.float32), "b": np.float32(self.b)}
+
+    @staticmethod
+    def _from_npz(stored) -> dict:
+        return {"w": stored["w"], "b": float(stored["b"])}
+
 
 @dataclasses.dataclass(frozen=True)
 class KernelProbe(_Predicts):
-    """An SVM (scikit-learn's SVC or SVR, kernel poly) with the preprocessing of the run that fitted it.
+    """An SVM (scikit-learn's SVC or SVR, kernel poly).
 
     support_vectors: (s, dim) the standardised training rows with a non-zero dual coefficient;
     dual_coef: (s,) their coefficients (y a for SVC, a+ - a- for SVR); b: the intercept;
     decision f(x) = sum_t dual_coef_t (gamma <sv_t, x> + coef0)^degree + b.
     """
 
-    task: str
-    task_type: str
     support_vectors: np.ndarray
     dual_coef: np.ndarray
     b: float
     gamma: float
     coef0: float
     degree: int
-    mean: float
-    std: float
-    label_min: float | None = None
-    label_max: float | None = None
-    hyperparameters: dict = dataclasses.field(default_factory=dict)
     probe_type: str = "svm"
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
@@ -107,28 +112,31 @@ class KernelProbe(_Predicts):
         kernel = (self.gamma * xs @ self.support_vectors.astype(np.float64).T + self.coef0) ** self.degree
         return kernel @ self.dual_coef + self.b
 
+    def _arrays(self) -> dict:
+        # the support vectors as float32 (the rows it was fitted on), coefficients and intercept float64
+        return {"support_vectors": np.asarray(self.support_vectors, np.float32),
+                "dual_coef": np.asarray(self.dual_coef, np.float64), "b": np.float64(self.b)}
+
+    @staticmethod
+    def _from_npz(stored) -> dict:
+        return {"support_vectors": stored["support_vectors"], "dual_coef": stored["dual_coef"],
+                "b": float(stored["b"])}
+
 
 @dataclasses.dataclass(frozen=True)
 class NeighbourProbe(_Predicts):
-    """A kNN probe (scikit-learn's KNeighbors{Regressor,Classifier}) with the preprocessing of its run.
+    """A kNN probe (scikit-learn's KNeighbors{Regressor,Classifier}).
 
     x_train: (n, dim) the task's standardised rows; y_train: (n,) their labels (0/1, or min-max
     scaled); k, metric, weights: as neuco_jax.probes.knn predicts (decision: the 0/1 class or the
     weighted mean label).
     """
 
-    task: str
-    task_type: str
     x_train: np.ndarray
     y_train: np.ndarray
     k: int
     metric: str
     weights: str
-    mean: float
-    std: float
-    label_min: float | None = None
-    label_max: float | None = None
-    hyperparameters: dict = dataclasses.field(default_factory=dict)
     probe_type: str = "knn"
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
@@ -147,26 +155,26 @@ class NeighbourProbe(_Predicts):
                                   self.weights, self.task_type == "classification")
         return z[:, 0]
 
+    def _arrays(self) -> dict:
+        return {"x_train": np.asarray(self.x_train, np.float32), "y_train": np.asarray(self.y_train, np.float64)}
+
+    @staticmethod
+    def _from_npz(stored) -> dict:
+        return {"x_train": stored["x_train"], "y_train": stored["y_train"]}
+
 
 @dataclasses.dataclass(frozen=True)
 class MLPProbe(_Predicts):
-    """An MLP probe (neuco_jax.probes.mlp) with the preprocessing of the run that trained it.
+    """An MLP probe (neuco_jax.probes.mlp).
 
     kernels, biases: per layer (fan_in, fan_out) and (fan_out,), the first fan_in the method's dim and
     the last fan_out 1; activation: "gelu" (exact, erf) or "relu" after every layer but the last
     (dropout is a training-time rule: predictions use every unit).
     """
 
-    task: str
-    task_type: str
     kernels: tuple[np.ndarray, ...]
     biases: tuple[np.ndarray, ...]
     activation: str
-    mean: float
-    std: float
-    label_min: float | None = None
-    label_max: float | None = None
-    hyperparameters: dict = dataclasses.field(default_factory=dict)
     probe_type: str = "mlp"
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
@@ -180,54 +188,42 @@ class MLPProbe(_Predicts):
             h = act[self.activation](h) if i < len(self.kernels) - 1 else h
         return h[:, 0]
 
+    def _arrays(self) -> dict:
+        # kernel_0, bias_0, ... one pair per layer, float32 (the training precision)
+        return {f"{name}_{i}": np.asarray(a, np.float32) for name, layers in (("kernel", self.kernels),
+                ("bias", self.biases)) for i, a in enumerate(layers)}
 
-ARRAYS = {"linear": ("w", "b"), "ridge": ("w", "b"), "svm": ("support_vectors", "dual_coef", "b"),
-          "knn": ("x_train", "y_train"), "mlp": ("kernels", "biases")}
+    @staticmethod
+    def _from_npz(stored) -> dict:
+        layers = range(sum(name.startswith("kernel_") for name in stored.files))
+        return {"kernels": tuple(stored[f"kernel_{i}"] for i in layers),
+                "biases": tuple(stored[f"bias_{i}"] for i in layers)}
 
 
-def save_probe(folder: Path, probe: Probe | KernelProbe) -> None:
-    """Write probe.npz and probe.json into `folder` (created).
+KINDS = {"linear": Probe, "ridge": Probe, "svm": KernelProbe, "knn": NeighbourProbe, "mlp": MLPProbe}
+ARRAY_FIELDS = {"w", "b", "support_vectors", "dual_coef", "x_train", "y_train", "kernels", "biases"}
 
-    Linear weights are stored as float32 (the engine's precision; ridge's float64 weights are
-    rounded), an SVM's support vectors as float32 (the rows it was fitted on) and its dual
-    coefficients and intercept as float64.
-    """
+
+def save_probe(folder: Path, probe: _Predicts) -> None:
+    """Write probe.npz (the kind's arrays, `_arrays`) and probe.json (everything else) into `folder` (created)."""
     folder.mkdir(parents=True, exist_ok=True)
-    names = ARRAYS[probe.probe_type]
-    if probe.probe_type == "svm":
-        arrays = {"support_vectors": np.asarray(probe.support_vectors, np.float32),
-                  "dual_coef": np.asarray(probe.dual_coef, np.float64), "b": np.float64(probe.b)}
-    elif probe.probe_type == "knn":
-        arrays = {"x_train": np.asarray(probe.x_train, np.float32), "y_train": np.asarray(probe.y_train, np.float64)}
-    elif probe.probe_type == "mlp":
-        arrays = {f"{name}_{i}": np.asarray(a, np.float32) for name, layers in (("kernel", probe.kernels),
-                  ("bias", probe.biases)) for i, a in enumerate(layers)}
-    else:
-        arrays = {"w": np.asarray(probe.w, np.float32), "b": np.float32(probe.b)}
-    np.savez(folder / "probe.npz", **arrays)
-    meta = {k: v for k, v in dataclasses.asdict(probe).items() if k not in names}
+    np.savez(folder / "probe.npz", **probe._arrays())
+    meta = {f.name: getattr(probe, f.name) for f in dataclasses.fields(probe) if f.name not in ARRAY_FIELDS}
     (folder / "probe.json").write_text(json.dumps({"format": FORMAT, **meta}, indent=2))
 
 
-def load_probe(path: str | Path) -> Probe:
+def load_probe(path: str | Path) -> _Predicts:
     """Load a stored probe from its folder (or its probe.json / probe.npz)."""
     folder = Path(path)
     folder = folder.parent if folder.is_file() else folder
     try:
         meta = json.loads((folder / "probe.json").read_text())
-        kind = meta.get("probe_type", "linear")
+        cls = KINDS[meta.get("probe_type", "linear")]
         with np.load(folder / "probe.npz", allow_pickle=False) as stored:
-            if kind == "mlp":  # kernel_0, bias_0, ... one pair per layer
-                layers = range(sum(name.startswith("kernel_") for name in stored.files))
-                arrays = {"kernels": tuple(stored[f"kernel_{i}"] for i in layers),
-                          "biases": tuple(stored[f"bias_{i}"] for i in layers)}
-            else:
-                arrays = {name: stored[name] for name in ARRAYS[kind]}
+            arrays = cls._from_npz(stored)
     except (OSError, KeyError, ValueError) as e:
         raise InputError(f"{folder}: not a stored probe ({e}); expect probe.json and probe.npz "
                          f"written with store_probes: true") from None
     if meta.pop("format", None) != FORMAT:
         raise InputError(f"{folder}/probe.json: unknown probe format; expected {FORMAT}")
-    if "b" in arrays:
-        arrays["b"] = float(arrays["b"])
-    return {"svm": KernelProbe, "knn": NeighbourProbe, "mlp": MLPProbe}.get(kind, Probe)(**arrays, **meta)
+    return cls(**arrays, **meta)
