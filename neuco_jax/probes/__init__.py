@@ -12,9 +12,9 @@ pipeline calls) and, with `store_probes`, its refitted probes:
 
 import importlib
 
-from neuco_jax.probes.stored import KernelProbe, NeighbourProbe, Probe, load_probe, save_probe
+from neuco_jax.probes.stored import KernelProbe, MLPProbe, NeighbourProbe, Probe, load_probe, save_probe
 
-__all__ = ["KernelProbe", "NeighbourProbe", "Probe", "kind", "load_probe", "save_probe"]
+__all__ = ["KernelProbe", "MLPProbe", "NeighbourProbe", "Probe", "kind", "load_probe", "save_probe"]
 
 
 def kind(probe_type: str):
