@@ -2,7 +2,7 @@
 
 The output of this module is plain numpy: a list of `Task`s (ids and labels in
 label-file order) and a submission as `(ids, x)`; `prepare` joins them into the
-`Benchmark` that the compiled engine consumes.
+`Prepared` that the compiled engine consumes.
 """
 
 from __future__ import annotations
@@ -117,6 +117,34 @@ def exclude_fingerprint(exclude_file: str | Path | None) -> str | None:
     if not ids:
         return None
     digest = hashlib.sha256("\n".join(sorted(ids)).encode())
+    return f"sha256:{digest.hexdigest()}"
+
+
+# The run summary's key for the sha256 of the embeddings a run scored (neuco_jax.reuse matches on it).
+CONTENT_KEY = "embeddings_sha256"
+
+
+def file_sha256(path: str | Path) -> str:
+    """"sha256:<hex>" of a submission's content: a file's bytes, or a folder store's (zarr) files,
+    each relative path and its bytes in path order."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            digest.update(f"{f.relative_to(path).as_posix()}\0".encode())
+        with f.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def array_sha256(ids, x: np.ndarray) -> str:
+    """"sha256:<hex>" of embeddings given as arrays: the ids, then the array's dtype, shape and bytes."""
+    x = np.ascontiguousarray(x)
+    digest = hashlib.sha256("\0".join(map(str, ids)).encode())
+    digest.update(f"\0{x.dtype.str}\0{x.shape}\0".encode())
+    digest.update(x.tobytes())
     return f"sha256:{digest.hexdigest()}"
 
 
@@ -317,7 +345,7 @@ def _drop_duplicates(path: Path, ids: np.ndarray, x: np.ndarray, rows: np.ndarra
 
 
 @dataclasses.dataclass(frozen=True)
-class Benchmark:
+class Prepared:
     """Embeddings joined to every evaluated task; the input of the compiled engine.
 
     x: (n_rows, dim) float32, the kept (standardised) submission, one row per id.
@@ -334,7 +362,7 @@ class Benchmark:
 
 
 def prepare(tasks: list[Task], ids: np.ndarray, x: np.ndarray, *, standardize: bool = True,
-            normalize_labels: bool = True, task_filter=None) -> Benchmark:
+            normalize_labels: bool = True, task_filter=None) -> Prepared:
     """Join labels to embeddings and apply the reference's preprocessing.
 
     Standardisation uses ONE scalar mean and std over the whole kept matrix
@@ -376,7 +404,7 @@ def prepare(tasks: list[Task], ids: np.ndarray, x: np.ndarray, *, standardize: b
     if low:
         warnings.warn(f"the submission covers less than {LOW_COVERAGE:.0%} of the labelled ids of "
                       f"{len(low)} task(s) ({', '.join(low)} ids); only covered ids are scored", stacklevel=2)
-    return Benchmark(x=x, ids=ids, tasks=kept, rows=rows, mean=mean, std=std)
+    return Prepared(x=x, ids=ids, tasks=kept, rows=rows, mean=mean, std=std)
 
 
 def _check_joined(task: Task, labelled: int) -> None:

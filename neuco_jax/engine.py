@@ -47,7 +47,7 @@ import optax
 
 from neuco_jax import native
 from neuco_jax.plan import Embeddings, ProbePlan
-from neuco_jax.runtime import global_array
+from neuco_jax.runtime import compile_once, global_array
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +375,7 @@ def compile_plan(plan: ProbePlan, emb: Embeddings, devices=None, native_step: bo
     log.info("engine: %d device(s), %s shuffle, %s step", len(devices), "per-fold" if plan.own_orders else "shared",
              "native" if use_native else "XLA")
     fn, mesh = _program(devices, plan.batch_size, plan.window, use_native)
-    return fn.lower(*_device_arrays(plan, emb, mesh)).compile(), mesh
+    return compile_once(fn, *_device_arrays(plan, emb, mesh)), mesh
 
 
 def run_plan(plan: ProbePlan, emb: Embeddings, compiled=None, devices=None, native_step: bool = True) -> ProbeScores:

@@ -21,8 +21,8 @@ import numpy as np
 
 from neuco_jax import results
 from neuco_jax.config import Ablations, Config
-from neuco_jax.data import (Benchmark, exclude_fingerprint, labels_fingerprint, load_labels, load_submission,
-                            prepare, submission_width)
+from neuco_jax.data import (CONTENT_KEY, Prepared, exclude_fingerprint, file_sha256, labels_fingerprint, load_labels,
+                            load_submission, prepare, submission_width)
 from neuco_jax.errors import InputError
 from neuco_jax.fold_scores import write_fold_scores
 from neuco_jax.plan import coverage
@@ -141,10 +141,7 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     timings = dict.fromkeys(("load", "compile", "train", "write"), 0.0)
     t0 = time.perf_counter()
     tasks = load_labels(annotation_path)
-    # neuco_jax's summary keys that the leaderboard compares besides the config (neuco_jax.protocol).
-    protocol_record = {"labels_fingerprint": labels_fingerprint(annotation_path),
-                       "exclude_fingerprint": exclude_fingerprint(exclude_file),
-                       **({"ablation_axes": axes} if axes else {})}
+    record = protocol_record(annotation_path, exclude_file, axes)
     valid_ids = {i for t in tasks for i in t.ids}
     lrs, dims, fractions, epoch_points = _grid(config)
     widths = [config.embedding_dim or submission_width(f) for f in files]
@@ -153,13 +150,13 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
             raise InputError(f"{f}: ablations.embedding_dims asks for {max(d for d in dims if d)} dimensions "
                              f"but the submission has {w}; use dims up to {w}")
     width = max(widths)
+    hashes = [file_sha256(f) for f in files]  # what each run records it scored
     # The methods axis of the compiled program: every submission at every embedding dim.
     methods = [(i, d) for i in range(len(files)) for d in dims]
     chunk_size = chunk_size or max(1, CHUNK_BYTES // (4 * width * max(len(valid_ids), 1)))
     chunk_size = min(chunk_size, len(methods))
     timings["load"] += time.perf_counter() - t0
 
-    probe_kind = kind(config.probe_type)
     n_variants = len(lrs) * len(fractions) * len(epoch_points)
     with (progress or Progress(quiet=True)) as bar, bar.stage("load", len(methods)) as loaded_one, \
             bar.stage("compile", -(-len(methods) // chunk_size)) as compiled_one, \
@@ -169,7 +166,7 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
         out: dict[tuple[int, int], RunResult] = {}  # (method, variant) -> run, sorted at the end
         for chunk in _chunks(len(methods), chunk_size):
             t0 = time.perf_counter()
-            benches: list[tuple[int, Benchmark]] = []
+            benches: list[tuple[int, Prepared]] = []
             current = {}
             for m in chunk:
                 i, d = methods[m]
@@ -187,28 +184,16 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
                 loaded_one()
             timings["load"] += time.perf_counter() - t0
 
-            for cov, group in itertools.groupby(sorted(benches, key=lambda mb: coverage(mb[1])),
-                                                key=lambda mb: coverage(mb[1])):
-                group = list(group)
-                results_of = probe_kind.run_pass(GroupPass(group, config, fractions, lrs, cov, plans, width,
-                                                           chunk_size, timings, compiled_one))
+            for group in score_groups(benches, config, plans, width, chunk_size, timings, compiled_one,
+                                      lambda m: names[methods[m][0]], lambda m: methods[m][1]):
                 trained_one()
                 t0 = time.perf_counter()
-                for slot, (m, bench) in enumerate(group):
-                    i, d = methods[m]
-                    for v, variant in enumerate(_variants(config, names[i], d)):
-                        folds, stored = results_of(slot, variant, bench)
-                        scores = [task_score(f.name, f.task_type, f.scores) for f in folds]
-                        record = {**protocol_record, **_optimism(folds)}
-                        extras = partial(_write_extras, config=config, folds=folds, stored=stored,
-                                         bench=bench, raw_tasks=tasks)
-                        # In a multi-process run every process holds all scores; the first writes them.
-                        run_dir = (results.write_run(output_dir, phase, variant.name, scores, variant.config,
-                                                     fill=extras, extensions=record,
-                                                     hyperparameters={f.name: f.hyperparameters for f in folds})
-                                   if is_writer() else None)
-                        out[m, v] = RunResult(variant.name, run_dir, scores, variant.config, timings)
-                        wrote_one()
+                for (m, v), scored in group.items():
+                    scored = dataclasses.replace(scored, record={**record, **scored.record, CONTENT_KEY: hashes[methods[m][0]]})
+                    # In a multi-process run every process holds all scores; the first writes them.
+                    run_dir = write_scored(scored, output_dir, phase, tasks) if is_writer() else None
+                    out[m, v] = RunResult(scored.name, run_dir, scored.scores, scored.config, timings)
+                    wrote_one()
                 timings["write"] += time.perf_counter() - t0
 
     board = None
@@ -223,6 +208,72 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
         timings["write"] += time.perf_counter() - t0
     log.info("sweep of %d runs: %s", len(out), ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     return [dataclasses.replace(out[key], leaderboard=board) for key in sorted(out)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    """One method at one ablation variant, trained and scored, not yet written.
+
+    folds: its TaskFolds per task; stored: its refitted probes (`store_probes`) or None; bench: the
+    Prepared submission it was scored on; record: neuco_jax's extra summary keys (protocol
+    fingerprints, content hash, selection optimism) that `write_scored` records.
+    """
+
+    name: str
+    config: Config
+    scores: list[TaskScore]
+    folds: list[TaskFolds]
+    stored: list | None
+    bench: Prepared
+    record: dict
+
+
+def protocol_record(annotation_path, exclude_file, axes=()) -> dict:
+    """neuco_jax's summary keys that the leaderboard compares besides the config (neuco_jax.protocol)."""
+    return {"labels_fingerprint": labels_fingerprint(annotation_path),
+            "exclude_fingerprint": exclude_fingerprint(exclude_file),
+            **({"ablation_axes": list(axes)} if axes else {})}
+
+
+def score_groups(benches: list[tuple[int, Prepared]], config: Config, plans: dict, width: int, chunk_size: int,
+                 timings: dict, compiled_one, name_of, dim_of):
+    """Train and score prepared methods, one compiled pass per group of the same coverage.
+
+    Args:
+      benches: [(method index, its Prepared submission)].
+      config: the run's config (its ablation grid: one Scored per variant).
+      plans: {coverage: what a kind plans once}, kept across calls so that methods of the same
+        coverage share folds, batch orders and initial weights.
+      width, chunk_size: the padded dim and methods axis of the program (equal shapes: one compile).
+      timings, compiled_one: as GroupPass has them.
+      name_of, dim_of: a method index's name and its ablation embedding dim (None: all of it).
+
+    Yields:
+      Per group, {(method index, variant index): Scored}.
+    """
+    lrs, _, fractions, _ = _grid(config)
+    probe_kind = kind(config.probe_type)
+    for cov, group in itertools.groupby(sorted(benches, key=lambda mb: coverage(mb[1])),
+                                        key=lambda mb: coverage(mb[1])):
+        group = list(group)
+        results_of = probe_kind.run_pass(GroupPass(group, config, fractions, lrs, cov, plans, width, chunk_size,
+                                                   timings, compiled_one))
+        found = {}
+        for slot, (m, bench) in enumerate(group):
+            for v, variant in enumerate(_variants(config, name_of(m), dim_of(m))):
+                folds, stored = results_of(slot, variant, bench)
+                scores = [task_score(f.name, f.task_type, f.scores) for f in folds]
+                found[m, v] = Scored(variant.name, variant.config, scores, folds, stored, bench, _optimism(folds))
+        yield found
+
+
+def write_scored(scored: Scored, output_dir, phase: str, raw_tasks) -> Path:
+    """Write one Scored run as its run folder (results.write_run): result JSONs, fold scores, plots, probes."""
+    extras = partial(_write_extras, config=scored.config, folds=scored.folds, stored=scored.stored,
+                     bench=scored.bench, raw_tasks=raw_tasks)
+    return results.write_run(output_dir, phase, scored.name, scored.scores, scored.config, fill=extras,
+                             extensions=scored.record,
+                             hyperparameters={f.name: f.hyperparameters for f in scored.folds})
 
 
 def _optimism(folds: list[TaskFolds]) -> dict:
@@ -246,7 +297,7 @@ def _variants(config: Config, method: str, dim):
         yield Variant(l, fraction, epochs, name, variant_config)
 
 
-def _write_extras(run_dir: Path, *, config: Config, folds: list[TaskFolds], stored, bench: Benchmark,
+def _write_extras(run_dir: Path, *, config: Config, folds: list[TaskFolds], stored, bench: Prepared,
                   raw_tasks) -> None:
     """Fold scores (always), plots (`enable_plots`) and refitted probes (`store_probes`), into a run folder.
 

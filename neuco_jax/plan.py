@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 
 from neuco_jax.config import METRIC_RULES, SELECTIONS, SHUFFLES
-from neuco_jax.data import Benchmark
+from neuco_jax.data import Prepared
 from neuco_jax.errors import InputError
 
 TEST_SIZE = 0.1
@@ -156,24 +156,31 @@ class Embeddings:
         return Embeddings(self.x[methods], self.sample_row[methods], self.dims[methods])
 
 
-def coverage(bench: Benchmark) -> tuple:
+def coverage(bench: Prepared) -> tuple:
     """What a plan depends on besides the config: task names and their ids, in order."""
     return tuple((t.name, tuple(t.ids)) for t in bench.tasks)
 
 
-def stack_embeddings(benches: list[Benchmark], width: int | None = None) -> Embeddings:
+def stack_embeddings(benches: list[Prepared], width: int | None = None) -> Embeddings:
     """Stack benchmarks of identical coverage into one methods axis.
 
     Each embedding keeps its own standardisation and dimension (`dims`) and is
-    zero-padded on the right to `width` (default: the widest).
+    zero-padded on the right to `width` (default: the widest). Device arrays (neuco_jax.benchmark)
+    are stacked with jax.numpy, on their device.
     """
     if any(coverage(b) != coverage(benches[0]) for b in benches[1:]):
         raise ValueError("stack_embeddings needs benchmarks with the same tasks and ids")
     dims = [b.x.shape[1] for b in benches]
     width = width or max(dims)
-    x = np.zeros((len(benches), max(b.x.shape[0] for b in benches), width), np.float32)
-    for m, b in enumerate(benches):
-        x[m, :b.x.shape[0], :b.x.shape[1]] = b.x
+    n_rows = max(b.x.shape[0] for b in benches)
+    if any(not isinstance(b.x, np.ndarray) for b in benches):  # device arrays are stacked on their device
+        import jax.numpy as jnp
+
+        x = jnp.stack([jnp.pad(b.x, ((0, n_rows - b.x.shape[0]), (0, width - b.x.shape[1]))) for b in benches])
+    else:
+        x = np.zeros((len(benches), n_rows, width), np.float32)
+        for m, b in enumerate(benches):
+            x[m, :b.x.shape[0], :b.x.shape[1]] = b.x
     sample_row = np.stack([np.concatenate(b.rows) for b in benches]).astype(np.int32)
     return Embeddings(x=x, sample_row=sample_row, dims=np.asarray(dims, np.int32))
 
@@ -192,7 +199,7 @@ def inner_split(train: np.ndarray, test: np.ndarray, task: str) -> tuple[np.ndar
     return train[:, :-n_val], train[:, -n_val:]
 
 
-def make_plan(bench: Benchmark, *, k_folds: int, epochs: int, batch_size: int,
+def make_plan(bench: Prepared, *, k_folds: int, epochs: int, batch_size: int,
               learning_rates=(0.001,), label_fractions=(1.0,), seed: int = 42,
               dim: int | None = None, refit: bool = False, shuffle: str = "per_fold",
               metric_rule: str = "reference", selection: str = "test_fold") -> ProbePlan:

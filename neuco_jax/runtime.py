@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import collections
 import os
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from neuco_jax.errors import ConfigError
 
 CACHE_ENV = "NEUCO_JAX_CACHE_DIR"
 CACHE_MAX_BYTES = 2 << 30
+# Compiled programs kept in memory (compile_once), most recently used last; a research loop that
+# scores the same shapes again skips lowering and XLA's compile, not only the trace.
+EXECUTABLES_KEPT = 16
+_executables: collections.OrderedDict = collections.OrderedDict()
+# XLA compilations that `compile_once` ran (its cache misses); tests read it.
+COMPILE_COUNT = 0
 
 
 def default_cache_dir() -> Path:
@@ -47,11 +55,43 @@ def enable_compilation_cache(path: str | Path | None = None) -> Path | None:
     return path
 
 
+def compile_once(jitted, *args, **static):
+    """`jitted.lower(*args, **static).compile()`, kept in memory for the same arguments' kinds.
+
+    Arguments match when their pytree structure and each leaf's shape, dtype and sharding (or, for a
+    Python scalar, type) are equal, under the same x64 flag and default device; the `EXECUTABLES_KEPT`
+    most recently used programs are kept. The executable is called with arrays of those kinds.
+    """
+    global COMPILE_COUNT
+    leaves, tree = jax.tree.flatten(args)
+    key = (jitted, tree, tuple(_kind(a) for a in leaves), tuple(sorted(static.items())),
+           jax.config.jax_enable_x64, jax.config.jax_default_device)
+    if key in _executables:
+        _executables.move_to_end(key)
+        return _executables[key]
+    executable = jitted.lower(*args, **static).compile()
+    COMPILE_COUNT += 1
+    _executables[key] = executable
+    while len(_executables) > EXECUTABLES_KEPT:
+        _executables.popitem(last=False)
+    return executable
+
+
+def _kind(a):
+    if isinstance(a, jax.Array):
+        return a.shape, a.dtype, a.sharding
+    if isinstance(a, (np.ndarray, np.generic)):
+        return a.shape, a.dtype
+    return type(a)
+
+
 def global_array(a, mesh, *spec):
     """A host array as one global device array over `mesh`: axes named in `spec` sharded, the rest
     replicated. Every process passes the same host array (several processes: each places its own
-    devices' pieces)."""
+    devices' pieces); a device array of one process is moved device to device."""
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
+    if isinstance(a, jax.Array):  # already on a device (neuco_jax.benchmark): placed, not fetched
+        return jax.device_put(a, sharding)
     return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
 
 

@@ -62,7 +62,7 @@ def uneven_files(folder, n=160, dim=12, seed=0):
 
 
 def bench_of(submission, labels):
-    """The Benchmark the pipeline prepares from the files (its default standardisation and label scaling)."""
+    """The Prepared submission the pipeline builds from the files (its default standardisation and label scaling)."""
     tasks = load_labels(labels)
     ids, x = load_submission(submission, valid_ids={i for t in tasks for i in t.ids})
     return prepare(tasks, ids, x)
@@ -211,7 +211,7 @@ def kinked(ref, hp) -> bool:
 
 
 class Run:
-    """One config's files, its Benchmark and plan (as run_pass draws it), the program's ProbeScores and
+    """One config's files, its Prepared and plan (as run_pass draws it), the program's ProbeScores and
     every probe's float64 reference (keyed (entry, probe))."""
 
     def __init__(self, folder, files, raw):

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from neuco_jax.config import Config
-from neuco_jax.data import Benchmark
+from neuco_jax.data import Prepared
 from neuco_jax.plan import Embeddings, inner_split, shuffle_split, stack_embeddings
 
 
@@ -67,7 +67,7 @@ class Variant:
 class GroupPass:
     """What a probe kind's `run_pass` gets: methods that cover the same ids, and the run's settings.
 
-    group: [(method index, its prepared Benchmark)]; slots are positions in this list
+    group: [(method index, its Prepared submission)]; slots are positions in this list
     config: the run's Config; fractions: the label fractions of its ablation grid
     learning_rates: the learning rates of its grid (probes trained by steps)
     coverage: the ids the group covers (neuco_jax.plan.coverage); plans: a cache that outlives the
@@ -77,7 +77,7 @@ class GroupPass:
     compiled_one: call once when the group's program is compiled (progress)
     """
 
-    group: list[tuple[int, Benchmark]]
+    group: list[tuple[int, Prepared]]
     config: Config
     fractions: tuple[float, ...]
     learning_rates: tuple[float, ...]
@@ -96,10 +96,10 @@ class GroupPass:
 
 
 # results_of(slot, variant, bench) -> (TaskFolds per task, refitted probes or None)
-ResultsOf = Callable[[int, Variant, Benchmark], tuple[list[TaskFolds], list | None]]
+ResultsOf = Callable[[int, Variant, Prepared], tuple[list[TaskFolds], list | None]]
 
 
-def shuffle_folds(bench: Benchmark, t: int, k_folds: int, seed: int, fraction: float = 1.0,
+def shuffle_folds(bench: Prepared, t: int, k_folds: int, seed: int, fraction: float = 1.0,
                   selection: str = "test_fold"):
     """The folds of task t as the linear probe's plan draws them: train (k, m), test (k, t), validation.
 

@@ -50,12 +50,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuco_jax.config import Config
-from neuco_jax.data import Benchmark
+from neuco_jax.data import Prepared
 from neuco_jax.engine import _heldout_scores
 from neuco_jax.errors import InputError
 from neuco_jax.probes.folds import GroupPass, ResultsOf, TaskFolds, Variant, shuffle_folds
 from neuco_jax.probes.stored import NeighbourProbe
-from neuco_jax.runtime import select_devices
+from neuco_jax.runtime import compile_once, select_devices
 
 FOLD_BATCH = 1  # folds per step of the fold map: vmapping folds turns top_k and the gathers 6x slower on XLA:CPU
 MARGIN = 16  # candidates beyond k_max taken on float32 distances, then ordered on exact ones
@@ -117,7 +117,7 @@ class NeighbourPlan:
     test_pos: tuple[np.ndarray, ...]
 
 
-def make_plan(bench: Benchmark, config: Config, fractions) -> NeighbourPlan:
+def make_plan(bench: Prepared, config: Config, fractions) -> NeighbourPlan:
     """The folds of every task and label fraction, as every other probe draws them (folds.shuffle_folds)."""
     k_max = max(config.knn.k_list)
     sizes = [len(r) for r in bench.rows]
@@ -255,18 +255,18 @@ def run_pass(p: GroupPass) -> ResultsOf:
         n_candidates = min(max(params.k_list) + MARGIN, int(plan.n_train.min()))
         statics = dict(k_max=max(params.k_list), n_candidates=n_candidates, metric=params.metric,
                        weights=params.weights)
-        compiled = _program.lower(*args, **statics).compile()
+        executable = compile_once(_program, *args, **statics)
         p.timings["compile"] += time.perf_counter() - t0
         p.compiled_one()
         t0 = time.perf_counter()
-        z, heldout, validation, unsure = jax.device_get(compiled(*args))
+        z, heldout, validation, unsure = jax.device_get(executable(*args))
     p.timings["train"] += time.perf_counter() - t0
     if unsure[:len(p.group)].any():
         warnings.warn(f"knn: {int(unsure[:len(p.group)].sum())} held-out rows have more than {MARGIN} training rows "
                       f"within float32 rounding of their k-th neighbour; their neighbours may differ from an exact "
                       f"float64 search", stacklevel=2)
 
-    def results_of(slot: int, variant: Variant, bench: Benchmark):
+    def results_of(slot: int, variant: Variant, bench: Prepared):
         folds = [_task_folds(plan, e, bench, params, config.selection, z[slot, e], heldout[slot, e],
                              validation[slot, e])
                  for e, (t, f) in enumerate(plan.entries) if f == variant.fraction]
@@ -276,7 +276,7 @@ def run_pass(p: GroupPass) -> ResultsOf:
     return results_of
 
 
-def _task_folds(plan: NeighbourPlan, e: int, bench: Benchmark, params, selection: str, z, heldout, validation):
+def _task_folds(plan: NeighbourPlan, e: int, bench: Prepared, params, selection: str, z, heldout, validation):
     """One entry's TaskFolds: each fold's k chosen on its held-out (or, nested, validation) scores.
 
     z: (folds, q_max, n_k); heldout, validation: (folds, n_k).
@@ -302,7 +302,7 @@ def _task_folds(plan: NeighbourPlan, e: int, bench: Benchmark, params, selection
                      n_train=int(plan.n_train[e]), test_fold_scores=test_fold)
 
 
-def _refitted(bench: Benchmark, folds: list[TaskFolds], params) -> list[NeighbourProbe]:
+def _refitted(bench: Prepared, folds: list[TaskFolds], params) -> list[NeighbourProbe]:
     """`store_probes`: per task, every labelled row as the neighbours, at the k its folds chose most often
     (the smallest of equally frequent ones)."""
     probes = []

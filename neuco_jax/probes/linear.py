@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from neuco_jax import engine
-from neuco_jax.data import Benchmark
+from neuco_jax.data import Prepared
 from neuco_jax.engine import ProbeScores
 from neuco_jax.plan import Embeddings, ProbePlan, make_plan
 from neuco_jax.probes.folds import GroupPass, ResultsOf, TaskFolds, Variant
@@ -46,7 +46,7 @@ def run_pass(p: GroupPass) -> ResultsOf:
                                shuffle=config.shuffle, metric_rule=config.metric_rule)
         refit = _run(refit_plan, emb, p, lambda: None)
 
-    def results_of(slot: int, variant: Variant, bench: Benchmark):
+    def results_of(slot: int, variant: Variant, bench: Prepared):
         hyper = {"epochs": variant.epochs, "learning_rate": variant.config.learning_rate,
                  "batch_size": config.batch_size}
         folds = task_folds(plan, probes, slot, variant.lr_index, variant.fraction, variant.epochs, bench, hyper)
@@ -71,7 +71,7 @@ def _run(plan: ProbePlan, emb: Embeddings, p: GroupPass, compiled_one) -> ProbeS
 
 
 def task_folds(plan: ProbePlan, probes: ProbeScores, slot: int, lr_index: int, fraction: float, epochs: int,
-               bench: Benchmark, hyperparameters: dict) -> list[TaskFolds]:
+               bench: Prepared, hyperparameters: dict) -> list[TaskFolds]:
     """One method's (`slot`) tasks at one learning rate, label fraction and epoch budget.
 
     A fold's score is its best held-out score within the first `epochs` epochs (selection
@@ -111,7 +111,7 @@ def task_folds(plan: ProbePlan, probes: ProbeScores, slot: int, lr_index: int, f
     return out
 
 
-def refitted(plan: ProbePlan, refit: ProbeScores, slot: int, lr_index: int, bench: Benchmark,
+def refitted(plan: ProbePlan, refit: ProbeScores, slot: int, lr_index: int, bench: Prepared,
              hyperparameters: dict) -> list[Probe]:
     """`store_probes`: the probes of a refit plan (one entry per task, one probe per learning rate)."""
     n_lr = len(plan.learning_rates)

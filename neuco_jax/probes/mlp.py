@@ -54,13 +54,13 @@ import numpy as np
 import optax
 
 from neuco_jax.config import Config, MLPParams
-from neuco_jax.data import Benchmark
+from neuco_jax.data import Prepared
 from neuco_jax.engine import HIGHEST, ProbeScores, _heldout_scores, _per_probe, _scale_by_adam_exact_bias
 from neuco_jax.plan import Embeddings, ProbePlan, make_plan
 from neuco_jax.probes.folds import GroupPass, ResultsOf, Variant
 from neuco_jax.probes.linear import task_folds
 from neuco_jax.probes.stored import MLPProbe
-from neuco_jax.runtime import select_devices
+from neuco_jax.runtime import compile_once, select_devices
 
 ACTIVATIONS = {"gelu": partial(nn.gelu, approximate=False), "relu": nn.relu}  # exact GELU: torch's nn.GELU()
 
@@ -318,10 +318,10 @@ def run_plan(plan: ProbePlan, emb: Embeddings, config: Config, timings: dict | N
     fold = (np.arange(arrays.lr.shape[1]) % plan.k_folds).astype(np.int32)
     args = jax.device_put((emb.x, emb.sample_row, emb.dims, plan.y, arrays, fold, np.uint32(config.seed),
                            np.asarray(plan.metric_rule == "reference")), device)
-    compiled = _program(config.mlp, plan.batch_size, plan.k_folds, refit).lower(*args).compile()
+    executable = compile_once(_program(config.mlp, plan.batch_size, plan.k_folds, refit), *args)
     timings["compile"] += time.perf_counter() - t0
     t0 = time.perf_counter()
-    out = jax.device_get(compiled(*args))
+    out = jax.device_get(executable(*args))
     timings["train"] += time.perf_counter() - t0
     if refit:
         return out
@@ -370,7 +370,7 @@ def run_pass(p: GroupPass) -> ResultsOf:
         refit_plan = make_plan(p.group[0][1], k_folds=1, refit=True, **common)
         refit = run_plan(refit_plan, emb, config, p.timings, refit=True)
 
-    def results_of(slot: int, variant: Variant, bench: Benchmark):
+    def results_of(slot: int, variant: Variant, bench: Prepared):
         hyper = hyperparameters(variant.config)
         folds = task_folds(plan, probes, slot, variant.lr_index, variant.fraction, variant.epochs, bench, hyper)
         stored = None
@@ -382,7 +382,7 @@ def run_pass(p: GroupPass) -> ResultsOf:
     return results_of
 
 
-def refitted(refit: dict, slot: int, lr_index: int, bench: Benchmark, hyper: dict) -> list[MLPProbe]:
+def refitted(refit: dict, slot: int, lr_index: int, bench: Prepared, hyper: dict) -> list[MLPProbe]:
     """`store_probes`: one method's refitted MLPs (a refit plan: one entry per task, a probe per
     learning rate), the first kernel cut to the method's own dim."""
     layers = refit["params"]

@@ -77,7 +77,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuco_jax.config import Config
-from neuco_jax.data import Benchmark
+from neuco_jax.data import Prepared
 from neuco_jax.engine import _heldout_scores
 from neuco_jax.probes.folds import GroupPass, ResultsOf, TaskFolds, shuffle_folds
 from neuco_jax.probes.stored import Probe
@@ -301,7 +301,7 @@ def fit_task(x: np.ndarray, labels: np.ndarray, is_cls: bool, train: np.ndarray,
     return _fit(x, labels, is_cls, train, test, alphas, route(n, m, d, k, len(alphas)))
 
 
-def run(bench: Benchmark, config: Config, fractions=(1.0,)) -> dict[float, list[TaskFolds]]:
+def run(bench: Prepared, config: Config, fractions=(1.0,)) -> dict[float, list[TaskFolds]]:
     """Ridge probes for every task and fold of one method, per label fraction.
 
     Returns:
@@ -321,7 +321,7 @@ def run(bench: Benchmark, config: Config, fractions=(1.0,)) -> dict[float, list[
     return out
 
 
-def refit(bench: Benchmark, config: Config) -> list[Probe]:
+def refit(bench: Prepared, config: Config) -> list[Probe]:
     """`store_probes`: per task, ridge on all its rows at the alpha leave-one-out picks on all of them."""
     probes = []
     for t, task in enumerate(bench.tasks):

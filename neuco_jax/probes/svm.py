@@ -476,7 +476,7 @@ def run(bench, config, fraction: float = 1.0, refit: bool = False):
     best on its validation split (the test_fold rule's max over candidates is kept beside it).
 
     Args:
-      bench: the method's Benchmark; config: the run's Config (probe_type svm).
+      bench: the method's Prepared; config: the run's Config (probe_type svm).
       fraction: the label fraction: each fold trains on its first round(fraction * n_train) rows.
       refit: also return the refitted winners as stored probes (`store_probes`).
 
