@@ -157,14 +157,26 @@ def _data_parsers(sub) -> None:
     p.add_argument("source", type=Path, help="input store")
     p.add_argument("target", type=Path, help="output store: a .csv, .parquet, .npz or .npy file, or a .zarr folder")
 
-    p = sub.add_parser("embed", help="embed SSL4EO-S12-downstream-style datacubes with a baseline encoder",
+    p = sub.add_parser("embed", help="embed SSL4EO-S12-downstream-style datacubes with a baseline or your encoder",
                        description="Stream <data_root>/<modality>/part-*/<id>.zarr.zip cubes through a jitted "
-                                   "baseline encoder (mean, random, pca) and write a submission.")
+                                   "baseline encoder (mean, random, pca) or your own package.module:callable, "
+                                   "and write a submission. The callable gets each batch as x: (batch, time, "
+                                   "channels, y, x) float32, channels the bands of each modality in turn in "
+                                   "--modalities order (S2 values + 1000), or with --per_modality a dict "
+                                   "{modality: (batch, time, band, y, x) float32}, keys sorted; it returns "
+                                   "(batch, dim) numbers, numpy or JAX. If jax.jit can trace it, it runs "
+                                   "jitted; otherwise (numpy, torch) it is called as is on numpy arrays.")
     p.add_argument("--data_root", type=Path, required=True, help="folder holding s1/, s2l1c/, s2l2a/")
     p.add_argument("--output", type=Path, required=True,
                    help="submission file to write (a folder for .zarr); its extension picks the format")
-    p.add_argument("--encoder", choices=("mean", "random", "pca"), default="mean", help="default: mean")
-    p.add_argument("--embedding_dim", type=int, default=1024, help="embedding size (default: 1024)")
+    p.add_argument("--encoder", default="mean", metavar="{mean,random,pca,package.module:callable}",
+                   help="a baseline, or a callable imported from the current folder, PYTHONPATH or an "
+                        "installed package (default: mean)")
+    p.add_argument("--embedding_dim", type=int, default=None,
+                   help="embedding size: default 1024 for the baselines; a callable's own output width, "
+                        "which the value, if given, must equal")
+    p.add_argument("--per_modality", action="store_true",
+                   help="give the callable {modality: (batch, time, band, y, x)} instead of one concatenated array")
     p.add_argument("--modalities", nargs="+", default=None, help="subset of s1 s2l1c s2l2a (default: all)")
     p.add_argument("--seasons", nargs="+", default=None, help="subset of spring summer autumn winter")
     p.add_argument("--batch_size", type=int, default=16, help="locations per batch (default: 16)")
@@ -386,8 +398,9 @@ def cmd_embed(args) -> int:
 
     with Progress(quiet=args.quiet) as progress:
         path = embed(args.data_root, args.output, encoder=args.encoder, dim=args.embedding_dim,
-                     modalities=args.modalities, seasons=args.seasons, batch_size=args.batch_size,
-                     threads=args.threads, pca_sample=args.pca_sample, seed=args.seed, progress=progress)
+                     per_modality=args.per_modality, modalities=args.modalities, seasons=args.seasons,
+                     batch_size=args.batch_size, threads=args.threads, pca_sample=args.pca_sample,
+                     seed=args.seed, progress=progress)
     print(f"wrote {path}")
     return 0
 

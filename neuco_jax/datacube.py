@@ -36,7 +36,7 @@ import zarr
 import zarr.errors
 from zarr.storage import MemoryStore, ZipStore
 
-from neuco_jax.errors import InputError
+from neuco_jax.errors import InputError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,6 @@ S2_SHIFT = 1000.0
 _SHIFTED = ("s2l1c", "s2l2a")
 # A batch: (batch, time, channels, y, x), or {modality: (batch, time, band, y, x)}.
 _Batch = np.ndarray | dict[str, np.ndarray]
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _check_modalities(modalities: Sequence[str]) -> tuple[str, ...]:
@@ -177,7 +172,7 @@ def _open_bands(path: Path, modality: str | None) -> Iterator[zarr.Array]:
         try:
             group = zarr.open_group(store, mode="r")
         except (OSError, zipfile.BadZipFile, zarr.errors.BaseZarrError, ValueError, KeyError) as e:
-            raise InputError(f"{path}: cannot be opened as a zipped zarr ({_first_line(e)}); expect an "
+            raise InputError(f"{path}: cannot be opened as a zipped zarr ({first_line(e)}); expect an "
                              f"xarray Dataset saved with to_zarr and zipped, as in SSL4EO-S12-downstream") from None
         yield _bands_array(path, group, modality)
     finally:

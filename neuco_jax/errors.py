@@ -11,3 +11,9 @@ class InputError(NeucoError, ValueError):
 
 class ConfigError(NeucoError, ValueError):
     """A configuration key has a missing, unknown or invalid value."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name when empty), for one-line errors."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
