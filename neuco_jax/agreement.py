@@ -48,7 +48,8 @@ from neuco_jax import stats
 from neuco_jax.compare import check_options, fold_arrays, in_board_order
 from neuco_jax.errors import InputError
 from neuco_jax.fold_scores import read_fold_scores
-from neuco_jax.leaderboard import Q_PREFIX, SUMMARY_FILE, method_name, rank_runs, read_runs, runs_table
+from neuco_jax.leaderboard import Q_PREFIX, rank_runs, read_runs, runs_table
+from neuco_jax.results import SUMMARY_FILE, method_name
 from neuco_jax.results import atomic_write_bytes, atomic_write_text, check_name, timestamp
 
 AGREEMENT_DIR = "agreement"  # <output_dir>/leaderboards/agreement/

@@ -28,6 +28,7 @@ from neuco_jax.data import (CONTENT_KEY, Prepared, array_sha256, clean_ids, load
                             read_exclude_ids)
 from neuco_jax.errors import ConfigError, InputError
 from neuco_jax.pipeline import Scored, ablation_axes, protocol_record, score_groups, write_scored
+from neuco_jax.results import method_name
 from neuco_jax.scores import overall
 
 # Probe kinds that train on a device array as it is; the others get a host copy.
@@ -175,8 +176,6 @@ class Benchmark:
         if (output_dir is None) != (phase is None):
             raise InputError("leaderboard: give both output_dir and phase to rank written runs too, or neither")
         if output_dir is not None:
-            from neuco_jax.leaderboard import method_name
-
             mine = {r.method_name for r in results}
             runs = [run for run in read_runs(output_dir, phase, latest=True)
                     if method_name(run["run_dir"].name) not in mine] + runs

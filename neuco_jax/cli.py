@@ -51,6 +51,9 @@ def _run_flags(p, configs: bool = False) -> None:
                                 "agreement is written to <output_dir>/leaderboards/agreement/")
     p.add_argument("--phase", default="results", help="phase folder grouping runs (default: results)")
     p.add_argument("--exclude_file", type=Path, default=None, help="text file of ids to drop, one per line")
+    p.add_argument("--rerun", action="store_true",
+                   help="train every method even when the phase holds a complete run of the same embeddings "
+                        "(content hash) under the same config; default: such runs are reused, not trained again")
 
 
 def _sweep_parser(sub) -> None:
@@ -273,7 +276,11 @@ def _print_runs(runs) -> None:
             print(f"{s.name:<24} {s.task_type:<14} {s.mean_score:>10.4f} {s.std_dev:>8.4f} {s.q_stat:>8.2f}")
     for run in runs:
         if run.run_dir is not None:
-            print(f"results: {run.run_dir}")
+            print(f"results: {run.run_dir}" + (" (reused)" if run.reused else ""))
+    reused = sum(run.reused for run in runs)
+    if reused:
+        print(f"reused {reused} run(s) of the same embeddings and config, trained {len(runs) - reused} "
+              f"(--rerun trains them all)")
     print("wall time: " + ", ".join(f"{k} {v:.2f}s" for k, v in runs[0].timings.items()))
     if runs[0].leaderboard is not None:
         print(f"leaderboard: {runs[0].leaderboard}")
@@ -287,7 +294,7 @@ def cmd_evaluate(args) -> int:
     with Progress(quiet=args.quiet) as progress:
         runs = evaluate(args.submission_file, args.annotation_path, config, output_dir=args.output_dir,
                         method_name=args.method_name, phase=args.phase, exclude_file=args.exclude_file,
-                        progress=progress)
+                        progress=progress, rerun=args.rerun)
     _print_runs(runs)
     return 0
 
@@ -321,7 +328,7 @@ def cmd_sweep(args) -> int:
             by_phase, paths = sweep_configs(files, args.annotation_path, configs, output_dir=args.output_dir,
                                             phase=args.phase, method_names=args.method_names,
                                             exclude_file=args.exclude_file, chunk_size=args.chunk_size,
-                                            progress=progress)
+                                            progress=progress, rerun=args.rerun)
         for phase, runs in by_phase.items():
             print(f"phase {phase}:")
             _print_runs(runs)
@@ -331,7 +338,7 @@ def cmd_sweep(args) -> int:
     with Progress(quiet=args.quiet) as progress:
         runs = sweep(files, args.annotation_path, config, output_dir=args.output_dir, phase=args.phase,
                      method_names=args.method_names, exclude_file=args.exclude_file, chunk_size=args.chunk_size,
-                     write_leaderboard=True, progress=progress)
+                     write_leaderboard=True, progress=progress, rerun=args.rerun)
     _print_runs(runs)
     return 0
 
@@ -467,7 +474,8 @@ def cmd_demo(args) -> int:
     with warnings.catch_warnings(), Progress(quiet=args.quiet) as progress:
         _ignore_warnings_about(args.out / "data")  # the quirks of the files it generated are on purpose
         runs = sweep(list(bench.submissions.values()), bench.labels_dir, config, output_dir=output_dir,
-                     method_names=list(bench.submissions), phase="demo", progress=progress)
+                     method_names=list(bench.submissions), phase="demo", progress=progress,
+                     rerun=True)  # the demo shows the training pass every time
     method_of = {run.run_dir.name: run.name for run in runs}  # this invocation's runs
     print(f"evaluated {len(runs)} submissions in one pass: "
           + ", ".join(f"{k} {v:.2f}s" for k, v in runs[0].timings.items()))

@@ -37,7 +37,8 @@ import pandas as pd
 from neuco_jax import stats
 from neuco_jax.errors import InputError
 from neuco_jax.fold_scores import read_fold_scores
-from neuco_jax.leaderboard import Q_PREFIX, SUMMARY_FILE, method_name, rank_runs, read_runs, runs_table
+from neuco_jax.leaderboard import Q_PREFIX, rank_runs, read_runs, runs_table
+from neuco_jax.results import SUMMARY_FILE, method_name
 from neuco_jax.results import atomic_write_bytes, atomic_write_text, check_name, timestamp
 
 RANK_COLUMNS = ["experiment", "aggregated_rank", "rank_ci_low", "rank_ci_high", "weighted_score",

@@ -28,7 +28,6 @@ and adds a `protocol` column. `latest` keeps the newest run of each method.
 
 import json
 import math
-import re
 import warnings
 from pathlib import Path
 
@@ -37,10 +36,10 @@ import pandas as pd
 
 from neuco_jax.errors import InputError
 from neuco_jax.protocol import MixedProtocolsError, group_protocols, protocol_of
-from neuco_jax.results import atomic_write_text, check_name, timestamp
+from neuco_jax.results import RUN_NAME as _RUN_NAME
+from neuco_jax.results import SUMMARY_FILE, atomic_write_text, check_name, timestamp
 from neuco_jax.scores import WEIGHTINGS
 
-SUMMARY_FILE = "results_summary.json"
 Q_PREFIX = "q::"
 ACC_PREFIX = "acc::"
 
@@ -51,8 +50,6 @@ _OVERALL_COLUMNS = ["overall_q_score", "overall_acc_score"]
 _CURRENT_KEYS = ("experiment", "overall_q_score", "overall_acc_score",
                  "task_q_scores", "task_acc_scores")
 _OLDER_KEYS = ("experiment", "overall_score", "task_results")
-# A run folder's name: <method>_<YYYYmmdd_HHMMSS>, and _2, _3, ... after a name clash.
-_RUN_NAME = re.compile(r"(?P<method>.+)_(?P<stamp>\d{8}_\d{6})(?:_(?P<clash>\d+))?")
 
 
 def read_runs(output_dir, phase, latest=False):
@@ -109,13 +106,6 @@ def latest_runs(runs):
             newest[method] = (age, i)
     keep = {i for _, i in newest.values()}
     return [run for i, run in enumerate(runs) if i in keep]
-
-
-def method_name(run_name):
-    """A run folder's method: its name without the `_YYYYmmdd_HHMMSS` stamp and `_N` clash suffix
-    (a folder not named that way is a method of its own)."""
-    match = _RUN_NAME.fullmatch(run_name)
-    return match["method"] if match else run_name
 
 
 def runs_table(runs, allow_mixed_protocols=False):

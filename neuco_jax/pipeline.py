@@ -58,6 +58,7 @@ class RunResult:
     config: Config
     timings: dict[str, float]
     leaderboard: Path | None = None
+    reused: bool = False  # an earlier run of the same embeddings and config (neuco_jax.reuse), not trained
 
 
 def _grid(config: Config):
@@ -82,15 +83,10 @@ def _variant_name(method: str, config: Config, lr: float, dim, fraction: float, 
     return "@".join(parts)
 
 
-def _chunks(n: int, chunk_size: int):
-    for start in range(0, n, chunk_size):
-        yield range(start, min(start + chunk_size, n))
-
-
 def sweep(submission_files, annotation_path, config: Config, *, output_dir="results", phase: str = "results",
           method_names=None, exclude_file=None, chunk_size: int | None = None,
           write_leaderboard: bool | None = None, progress: Progress | None = None,
-          loaded: dict | None = None) -> list[RunResult]:
+          loaded: dict | None = None, rerun: bool = False) -> list[RunResult]:
     """Evaluate several submissions, and every ablation variant of each, in one compiled program.
 
     Each reported run gets its own run folder, exactly as `evaluate` writes it,
@@ -119,6 +115,9 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
       loaded: a dict that keeps every submission read, keyed by its file, the labels folder,
         embedding_dim and exclude file, for later sweeps of the same files under other configs
         (`sweep --configs`); default: each submission is read when its chunk needs it and dropped after.
+      rerun: train every method; default: a method whose every variant the phase already holds, of
+        the same embeddings (content hash) and config, is not trained again: its runs are reused
+        (neuco_jax.reuse) and only the leaderboard is rebuilt.
 
     Returns:
       One RunResult per (method, ablation variant), methods in the given order.
@@ -153,18 +152,22 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
     hashes = [file_sha256(f) for f in files]  # what each run records it scored
     # The methods axis of the compiled program: every submission at every embedding dim.
     methods = [(i, d) for i in range(len(files)) for d in dims]
+    out: dict[tuple[int, int], RunResult] = {}  # (method, variant) -> run, sorted at the end
+    if not rerun:
+        out = _reused(methods, names, hashes, config, record, tasks, output_dir, phase)
+    todo = [m for m in range(len(methods)) if (m, 0) not in out]  # the methods to train
     chunk_size = chunk_size or max(1, CHUNK_BYTES // (4 * width * max(len(valid_ids), 1)))
-    chunk_size = min(chunk_size, len(methods))
+    chunk_size = min(chunk_size, max(len(todo), 1))
     timings["load"] += time.perf_counter() - t0
 
     n_variants = len(lrs) * len(fractions) * len(epoch_points)
-    with (progress or Progress(quiet=True)) as bar, bar.stage("load", len(methods)) as loaded_one, \
-            bar.stage("compile", -(-len(methods) // chunk_size)) as compiled_one, \
-            bar.stage("train", -(-len(methods) // chunk_size)) as trained_one, \
-            bar.stage("write", len(methods) * n_variants) as wrote_one:
+    with (progress or Progress(quiet=True)) as bar, bar.stage("load", len(todo)) as loaded_one, \
+            bar.stage("compile", -(-len(todo) // chunk_size)) as compiled_one, \
+            bar.stage("train", -(-len(todo) // chunk_size)) as trained_one, \
+            bar.stage("write", len(todo) * n_variants) as wrote_one:
         plans = {}  # coverage -> what a probe kind plans once: methods covering the same ids share folds, orders, init
-        out: dict[tuple[int, int], RunResult] = {}  # (method, variant) -> run, sorted at the end
-        for chunk in _chunks(len(methods), chunk_size):
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start:start + chunk_size]
             t0 = time.perf_counter()
             benches: list[tuple[int, Prepared]] = []
             current = {}
@@ -189,7 +192,8 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
                 trained_one()
                 t0 = time.perf_counter()
                 for (m, v), scored in group.items():
-                    scored = dataclasses.replace(scored, record={**record, **scored.record, CONTENT_KEY: hashes[methods[m][0]]})
+                    scored = dataclasses.replace(scored, record={**record, **scored.record,
+                                                                 CONTENT_KEY: hashes[methods[m][0]]})
                     # In a multi-process run every process holds all scores; the first writes them.
                     run_dir = write_scored(scored, output_dir, phase, tasks) if is_writer() else None
                     out[m, v] = RunResult(scored.name, run_dir, scored.scores, scored.config, timings)
@@ -206,8 +210,30 @@ def sweep(submission_files, annotation_path, config: Config, *, output_dir="resu
         except InputError as e:  # the runs are written; a leaderboard of the phase cannot be
             warnings.warn(f"leaderboard not updated: {e}", stacklevel=2)
         timings["write"] += time.perf_counter() - t0
-    log.info("sweep of %d runs: %s", len(out), ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
-    return [dataclasses.replace(out[key], leaderboard=board) for key in sorted(out)]
+    log.info("sweep of %d runs (%d reused): %s", len(out), sum(r.reused for r in out.values()),
+             ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    return [dataclasses.replace(out[key], leaderboard=board, timings=timings) for key in sorted(out)]
+
+
+def _reused(methods, names, hashes, config: Config, record: dict, tasks, output_dir, phase: str) -> dict:
+    """{(method, variant): RunResult} of the methods whose every variant the phase holds already (neuco_jax.reuse)."""
+    from neuco_jax import reuse
+
+    runs = reuse.phase_runs(output_dir, phase)
+    if not runs:
+        return {}
+    types = {t.name: t.task_type for t in tasks}
+    out = {}
+    for m, (i, d) in enumerate(methods):
+        found = {}
+        for v, variant in enumerate(_variants(config, names[i], d)):
+            hit = reuse.find(runs.get(variant.name, []), variant.config, record, hashes[i], types)
+            if hit is None:
+                break
+            found[m, v] = RunResult(variant.name, hit[0], hit[1], variant.config, {}, reused=True)
+        else:
+            out.update(found)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,7 +347,7 @@ def _write_extras(run_dir: Path, *, config: Config, folds: list[TaskFolds], stor
 
 def evaluate(submission_file, annotation_path, config: Config, *, output_dir="results",
              method_name: str | None = None, phase: str = "results", exclude_file=None,
-             progress: Progress | None = None) -> list[RunResult]:
+             progress: Progress | None = None, rerun: bool = False) -> list[RunResult]:
     """Evaluate one submission on every task of a labels folder and write the reference's files.
 
     Args:
@@ -332,18 +358,20 @@ def evaluate(submission_file, annotation_path, config: Config, *, output_dir="re
       method_name: defaults to the submission file's stem.
       exclude_file: optional list of ids to drop.
       progress: where stage progress is shown (default: nowhere).
+      rerun: train even when the phase holds a run of the same embeddings and config (see sweep).
 
     Returns:
-      One RunResult per run written: a single one, or one per ablation variant.
+      One RunResult per run written (or reused): a single one, or one per ablation variant.
     """
     submission_file = Path(submission_file)
     return sweep([submission_file], annotation_path, config, output_dir=output_dir, phase=phase,
-                 method_names=[method_name or submission_file.stem], exclude_file=exclude_file, progress=progress)
+                 method_names=[method_name or submission_file.stem], exclude_file=exclude_file, progress=progress,
+                 rerun=rerun)
 
 
 def sweep_configs(submission_files, annotation_path, configs: dict[str, Config], *, output_dir="results",
                   phase: str = "results", method_names=None, exclude_file=None, chunk_size: int | None = None,
-                  progress: Progress | None = None, resamples: int = 2000, seed: int = 0):
+                  progress: Progress | None = None, resamples: int = 2000, seed: int = 0, rerun: bool = False):
     """Evaluate the same submissions under several configs (probe kinds), one phase each, then their agreement.
 
     Config `stem` writes the phase `<phase>_<stem>` with its own leaderboard; every submission is read
@@ -353,7 +381,8 @@ def sweep_configs(submission_files, annotation_path, configs: dict[str, Config],
     warning, and the runs and leaderboards stay.
 
     Args:
-      submission_files, annotation_path, output_dir, method_names, exclude_file, chunk_size, progress: as sweep.
+      submission_files, annotation_path, output_dir, method_names, exclude_file, chunk_size, progress, rerun:
+        as sweep.
       configs: {stem: Config}, two or more, in the order their phases are compared; none with ablations.
       phase: the phases' common base name.
       resamples, seed: the agreement's fold bootstrap.
@@ -373,7 +402,8 @@ def sweep_configs(submission_files, annotation_path, configs: dict[str, Config],
     loaded: dict = {}
     runs = {phases[stem]: sweep(submission_files, annotation_path, config, output_dir=output_dir,
                                 phase=phases[stem], method_names=method_names, exclude_file=exclude_file,
-                                chunk_size=chunk_size, write_leaderboard=True, progress=progress, loaded=loaded)
+                                chunk_size=chunk_size, write_leaderboard=True, progress=progress, loaded=loaded,
+                                rerun=rerun)
             for stem, config in configs.items()}
     if not is_writer():
         return runs, None

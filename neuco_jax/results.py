@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from datetime import datetime
@@ -18,6 +19,10 @@ from neuco_jax.config import Config
 from neuco_jax.errors import InputError
 from neuco_jax.files import shared_mode
 from neuco_jax.scores import TaskScore, overall
+
+SUMMARY_FILE = "results_summary.json"
+# A run folder's name: <method>_<YYYYmmdd_HHMMSS>, and _2, _3, ... after a name clash.
+RUN_NAME = re.compile(r"(?P<method>.+)_(?P<stamp>\d{8}_\d{6})(?:_(?P<clash>\d+))?")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -43,6 +48,13 @@ def check_name(kind: str, name: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or os.path.isabs(name):
         raise InputError(f"{kind} {name!r} must be a plain folder name (no slash, backslash or '..'); choose another --{kind}")
     return name
+
+
+def method_name(run_name: str) -> str:
+    """A run folder's method: its name without the `_YYYYmmdd_HHMMSS` stamp and `_N` clash suffix
+    (a folder not named that way is a method of its own)."""
+    match = RUN_NAME.fullmatch(run_name)
+    return match["method"] if match else run_name
 
 
 def timestamp() -> str:
@@ -118,7 +130,7 @@ def write_run(output_dir: str | Path, phase: str, method: str, scores: list[Task
         for attempt in range(1, 1000):
             name = base if attempt == 1 else f"{base}_{attempt}"
             summary["experiment"] = name
-            (staging / "results_summary.json").write_text(json.dumps(summary, indent=2))
+            (staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
             try:
                 if (folder / name).exists():
                     continue

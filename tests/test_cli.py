@@ -9,6 +9,7 @@ import pytest
 
 from neuco_jax import engine
 from neuco_jax.cli import main
+from neuco_jax.results import method_name
 from neuco_jax.synthetic import make_benchmark
 
 CONFIG = """\
@@ -186,7 +187,7 @@ def test_a_second_demo_ranks_only_its_own_runs(tmp_path, capsys):
     assert len(list((tmp_path / "demo" / "results" / "demo").iterdir())) == 8
     saved = out.split("leaderboard: ")[-1].split()[0]
     board = pd.read_csv(saved)
-    assert sorted(r.rsplit("_", 2)[0] for r in board["experiment"]) == [
+    assert sorted(method_name(r) for r in board["experiment"]) == [
         "method_a", "method_b", "method_c", "random_baseline"]
     runs = sorted((tmp_path / "demo" / "results" / "demo").iterdir())
     newest = {r.name for r in runs[1::2]}  # each method's second run sorts after its first
