@@ -29,12 +29,16 @@ def confusion(y_true: np.ndarray, logits: np.ndarray, metric_rule: str = "refere
 
     A logit is predicted positive exactly as the fold's F1 counted it (the engine's
     predicted_positive under `metric_rule`), so the matrix and the fold's score agree.
-    The reference's own confusion plot thresholds at logit > 0 whatever its F1 did.
+    The reference's own confusion plot thresholds at logit > 0 whatever its F1 did. An SVM's
+    decisions (metric_rule "libsvm") are positive at >= 0, as SVC.predict's.
     """
-    from neuco_jax.engine import predicted_positive  # jax: imported only when plots are drawn
+    if metric_rule == "libsvm":
+        pred = (np.asarray(logits) >= 0).astype(int)
+    else:
+        from neuco_jax.engine import predicted_positive  # jax: imported only when plots are drawn
 
-    pred = np.asarray(predicted_positive(np.asarray(logits, np.float32)[None], np.ones((1, len(logits)), np.float32),
-                                         metric_rule == "reference"))[0].astype(int)
+        pred = np.asarray(predicted_positive(np.asarray(logits, np.float32)[None],
+                                             np.ones((1, len(logits)), np.float32), metric_rule == "reference"))[0]
     true = (y_true > 0.5).astype(int)
     return np.array([[np.sum((true == t) & (pred == p)) for p in (0, 1)] for t in (0, 1)])
 

@@ -34,6 +34,22 @@ def test_confusion_counts_match_sklearn():
     rng = np.random.default_rng(0)
     y, z = (rng.uniform(size=50) > 0.5).astype(float), rng.normal(size=50)
     np.testing.assert_array_equal(confusion(y, z), confusion_matrix(y, z > 0, labels=[0, 1]))
+    z[:10] = 0.0  # an SVM's decision of exactly 0 is SVC.predict's class 1
+    np.testing.assert_array_equal(confusion(y, z, "libsvm"), confusion_matrix(y, z >= 0, labels=[0, 1]))
+
+
+def test_a_stored_svm_predicts_class_1_at_a_zero_decision_as_sklearn():
+    """Zero embeddings, balanced labels: every kernel value is 0, SVC's decision is exactly 0 and it predicts 1."""
+    from sklearn.svm import SVC
+
+    from neuco_jax.probes.stored import KernelProbe
+    x, y = np.zeros((20, 4)), np.arange(20) % 2
+    model = SVC(kernel="poly", degree=2, gamma=1.0, coef0=0.0).fit(x, y)
+    probe = KernelProbe(task="t", task_type="classification", mean=0.0, std=1.0,
+                        support_vectors=x[model.support_], dual_coef=model.dual_coef_[0], b=float(model.intercept_[0]),
+                        gamma=1.0, coef0=0.0, degree=2)
+    assert (model.decision_function(x) == 0).all() and (probe.decision_function(x) == 0).all()
+    np.testing.assert_array_equal(probe.predict(x), model.predict(x))
 
 
 def test_stored_probes_equal_an_independent_float64_fit(bench, tmp_path):

@@ -116,9 +116,35 @@ def test_heldout_metrics_are_scikit_learns(regression):
         y[3], f[3] = -1.0, -1.0  # no positive predicted or present: F1 0
         metric, scoring = svm.heldout_metrics(y, f, False)
         for k in range(4):
-            pred = np.where(f[k] > 0, 1.0, -1.0)
+            pred = np.where(f[k] >= 0, 1.0, -1.0)  # libsvm's tie rule (see the test below)
             assert metric[k] == pytest.approx(f1_score(y[k], pred, zero_division=0.0), abs=1e-12)
             assert scoring[k] == pytest.approx(accuracy_score(y[k], pred), abs=1e-12)
+
+
+@pytest.mark.parametrize("C", [1e-3, 1e3])
+def test_a_decision_of_zero_is_predicted_positive_as_libsvm_does(C):
+    # Zero embeddings (a constant encoder, standardised) with coef0 0: every kernel value (gamma <0, 0> + 0)^degree
+    # is exactly 0, so the gradient stays at -1, each step takes a pair to C (curvature 0) and, with 15 rows
+    # of each class, no variable ends free: libsvm's midpoint rule (calculate_rho) gives rho = (1 - 1) / 2
+    # = 0 and the decision is 0 on every row, ours and scikit-learn's alike. No rounding enters, so the
+    # decisions compare exactly; F1 and accuracy are then the same ratios of counts (10 / 15 and 5 / 10),
+    # up to how each side divides (1e-12). libsvm predicts +1 there (svm_predict votes for its first class,
+    # label -1, only at a decision > 0): F1 2/3, where the rule f > 0 scored 0.
+    n = 40
+    x = np.zeros((n, 8))
+    y = (np.arange(n) % 2).astype(float)
+    train, test = np.array([np.arange(30), np.arange(10, 40)]), np.array([np.arange(30, 40), np.arange(10)])
+    cands = [svm.Candidate(C=C, degree=degree) for degree in (1, 2, 3)]
+    out = svm.cv_scores(x, y, train, test, cands, regression=False)
+    assert out.converged.all() and (out.heldout == 0).all()
+    y_svm = np.where(y > 0, 1, -1)
+    for k in range(len(train)):
+        for c, cand in enumerate(cands):
+            model = _sklearn(False, cand.C, cand.degree, cand.gamma, cand.coef0).fit(x[train[k]], y_svm[train[k]])
+            assert (model.decision_function(x[test[k]]) == 0).all()
+            pred = model.predict(x[test[k]])
+            assert out.metric[k, c] == pytest.approx(f1_score(y_svm[test[k]], pred), abs=1e-12)
+            assert out.scoring[k, c] == pytest.approx(accuracy_score(y_svm[test[k]], pred), abs=1e-12)
 
 
 @pytest.mark.parametrize("regression", [False, True], ids=["classification", "regression"])

@@ -26,7 +26,8 @@ class TaskFolds:
     scores: (k,) held-out R^2 or F1 per fold (NaN: the fold failed)
     hyperparameters: the result JSON's `hyperparamaters` (sic) for this task
     y_test, z_test: per fold, (t,) held-out labels and decision values (logits) behind the score
-    metric_rule: the F1 rule the scores used ("reference" or "logit"), which confusion plots follow
+    metric_rule: the F1 rule the scores used ("reference", "logit", or "libsvm": an SVM's decision
+      >= 0), which confusion plots follow
     train_loss, test_loss: (k, steps) per-fold curves, or None: the linear probe's training and
       held-out loss per epoch; the SVM's training and held-out 'scoring' per candidate (the reference's
       "loss" curves over hyperparameter settings); None for ridge

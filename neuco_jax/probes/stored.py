@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -45,6 +46,7 @@ class _Predicts:
     label_min: float | None = None
     label_max: float | None = None
     hyperparameters: dict = dataclasses.field(default_factory=dict)
+    positive_at_zero: ClassVar[bool] = False  # a decision of exactly 0 predicts class 1
 
     def _standardised(self, x: np.ndarray, dim: int) -> np.ndarray:
         x = np.asarray(x, np.float64)
@@ -56,13 +58,14 @@ class _Predicts:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class 0/1 (decision > 0) for classification; the label in its own units for regression.
 
-        Each row is classified on its own, at decision > 0. The reference's F1 rule
+        Each row is classified on its own, at decision > 0 (an SVM's at >= 0, as SVC.predict's, see
+        neuco_jax.probes.svm.heldout_metrics). The reference's F1 rule
         (`metric_rule: reference`: > 0.5 when every logit of a fold lies in [0, 1]) depends on
         a whole fold's logits, so it describes scoring a fold, not predicting a row.
         """
         z = self.decision_function(x)
         if self.task_type == "classification":
-            return (z > 0).astype(np.int64)
+            return (z >= 0 if self.positive_at_zero else z > 0).astype(np.int64)
         if self.label_min is None:
             return z
         return self.label_min + z * (self.label_max - self.label_min)
@@ -105,6 +108,7 @@ class KernelProbe(_Predicts):
     coef0: float
     degree: int
     probe_type: str = "svm"
+    positive_at_zero: ClassVar[bool] = True
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
         """Decision values for raw embeddings x: (n, d), d <= dim."""

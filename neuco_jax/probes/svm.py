@@ -16,8 +16,8 @@ tau=1e-12); libsvm's two-variable update with clipping; stop when the
 maximal violation m(a) - M(a) < tol (1e-3, scikit-learn's default) or at
 `max_iter`. Bias b = -rho: the mean of s_t g_t over free variables
 (0 < a_t < U_t), else the midpoint of its bounds. Decision f(x) = sum_t
-coef_t K(x_t, x) + b with coef = s * a (SVC; predicts +1 when f > 0) or
-a+ - a- (SVR).
+coef_t K(x_t, x) + b with coef = s * a (SVC; predicts +1 when f >= 0, see
+`heldout_metrics`) or a+ - a- (SVR).
 
 Axes: problems (folds x candidates, flattened) x variables. One Gram matrix
 G = X X^T (n, n) per task serves every problem: a candidate's kernel row is
@@ -392,15 +392,20 @@ def concatenate(parts: list[FoldScores]) -> FoldScores:
 def heldout_metrics(y, f, regression: bool) -> tuple[np.ndarray, np.ndarray]:
     """(metric, scoring) over the last axis, as scikit-learn scores: y, f (..., m); y in {-1, +1} for SVC.
 
-    F1 of the +1 class with prediction f > 0 (0 when there is no positive at all); accuracy.
+    F1 of the +1 class with prediction f >= 0 (0 when there is no positive at all); accuracy.
     R^2 = 1 - SS_res / SS_tot (SS_tot 0: 1 if SS_res is 0, else 0); negative MSE.
+
+    The tie f == 0 goes to +1, as scikit-learn's SVC.predict: libsvm sorts the labels, trains with
+    the first (-1) as its positive class, so its decision is -f, and svm_predict votes for the first
+    class only when that decision is > 0. Exact ties arise where every kernel value is 0
+    (constant embeddings, coef0 0) f is 0 on every row whenever a fold trains on as many -1 as +1.
     """
     if regression:
         res = np.sum((y - f) ** 2, axis=-1)
         tot = np.sum((y - y.mean(axis=-1, keepdims=True)) ** 2, axis=-1)
         r2 = np.where(tot > 0, 1 - res / np.where(tot > 0, tot, 1), np.where(res > 0, 0.0, 1.0))
         return r2, -res / y.shape[-1]
-    pred, pos = f > 0, y > 0
+    pred, pos = f >= 0, y > 0
     tp = np.sum(pred & pos, axis=-1)
     wrong = np.sum(pred != pos, axis=-1)
     f1 = np.where(tp + wrong > 0, 2 * tp / np.maximum(2 * tp + wrong, 1), 0.0)
@@ -522,7 +527,7 @@ def run(bench, config, fraction: float = 1.0, refit: bool = False):
             hyper = {**hyper, "selection": "nested", "selected_candidates": best.tolist()}
         folds.append(TaskFolds(
             task.name, task.task_type, fold_scores, hyper, [task.labels[f] for f in test],
-            [heldout[k, c] for k, c in enumerate(best)], metric_rule="logit",
+            [heldout[k, c] for k, c in enumerate(best)], metric_rule="libsvm",
             train_loss=scores.train_scoring, test_loss=scores.scoring, curve_axis="candidate", n_train=train.shape[1],
             test_fold_scores=test_fold))
         if refit:
