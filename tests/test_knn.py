@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score, r2_score
@@ -14,6 +15,7 @@ from neuco_jax.config import config_from_dict
 from neuco_jax.data import Task, prepare
 from neuco_jax.errors import ConfigError
 from neuco_jax.pipeline import evaluate, sweep
+from neuco_jax.plan import stack_embeddings
 from neuco_jax.probes import knn
 from neuco_jax.probes.folds import GroupPass, Variant, shuffle_folds
 from neuco_jax.synthetic import make_benchmark
@@ -65,7 +67,10 @@ def test_every_fold_and_k_equals_sklearn(metric, weights):
     tasks, ids, x = _tasks()
     bench = prepare(tasks, ids, x)
     config = _config(metric=metric, weights=weights)
-    folds, _ = _run(bench, config)
+    _check_against_sklearn(bench, config, _run(bench, config)[0])
+
+
+def _check_against_sklearn(bench, config, folds):
     for t, (task, got) in enumerate(zip(bench.tasks, folds)):
         train, test, _ = shuffle_folds(bench, t, config.k_folds, config.seed)
         xt = bench.x[bench.rows[t]].astype(np.float64)
@@ -83,6 +88,53 @@ def test_every_fold_and_k_equals_sklearn(metric, weights):
             else:
                 assert abs(got.scores[j] - scores[best]) < 1e-5
                 np.testing.assert_allclose(got.z_test[j], per_k[best], rtol=1e-9, atol=1e-12)
+
+
+def _searched_alone(bench, config, n_shared):
+    """Whether each fold of each task searched alone, with n_shared shared candidates per row."""
+    plan = knn.make_plan(bench, config, (1.0,))
+    y = np.concatenate([t.labels for t in bench.tasks])
+    is_cls = np.asarray([t.is_classification for t in bench.tasks])
+    out, _ = knn.search(plan, stack_embeddings([bench], bench.x.shape[1]), y, is_cls, config.knn,
+                        jax.devices()[0], n_shared=n_shared)
+    return out[4][0]  # (entries, folds)
+
+
+@pytest.mark.parametrize("metric, weights", [("euclidean", "uniform"), ("cosine", "distance")])
+@pytest.mark.parametrize("route", ["shared", "short"])
+def test_shared_candidates_give_sklearns_neighbours(metric, weights, route, monkeypatch):
+    """The shared search (each row's nearest rows once, filtered by each fold) equals scikit-learn's fits too.
+
+    'shared': 60 candidates per row, so every query of every fold finds its 16 among them; 'short': 20,
+    where a query has 16 of its fold's training rows among them with probability ~0.96 (90% of its
+    other rows train), so about half the folds (15 queries each) have one short, or unsure of its
+    16th, and search alone while the others keep the shared ones: both kinds of fold in one program."""
+    n_shared = 60 if route == "shared" else max(K_LIST) + 4
+    monkeypatch.setattr(knn, "shared_candidates", lambda plan, k_max: n_shared)
+    tasks, ids, x = _tasks(seed=4)
+    bench = prepare(tasks, ids, x)
+    config = _config(metric=metric, weights=weights)
+    alone = _searched_alone(bench, config, n_shared)
+    if route == "shared":
+        assert not alone.any()
+    else:
+        assert alone.any() and not alone.all()
+    _check_against_sklearn(bench, config, _run(bench, config)[0])
+
+
+def test_the_search_is_shared_where_it_does_less_work():
+    """40 folds share candidates, few enough that no fold has to search alone; few folds, or a small label
+    fraction (training rows too sparse among a row's nearest), search alone."""
+    tasks, ids, x = _tasks(n=600)
+    bench = prepare(tasks, ids, x)
+    k_max = max(K_LIST)
+    many = config_from_dict({"k_folds": 40, "probe_type": "knn", "probe_params": {"k_list": K_LIST}})
+    s = knn.shared_candidates(knn.make_plan(bench, many, (1.0,)), k_max)
+    assert k_max + knn.MARGIN <= s < 60
+    assert not _searched_alone(bench, many, s).any()
+    few = config_from_dict({"k_folds": 3, "probe_type": "knn", "probe_params": {"k_list": K_LIST}})
+    assert knn.shared_candidates(knn.make_plan(bench, few, (1.0,)), k_max) == 0
+    assert knn.shared_candidates(knn.make_plan(bench, many, (0.3,)), k_max) == 0
 
 
 def test_nested_picks_k_on_the_validation_rows_and_draws_neighbours_from_the_rest():

@@ -21,24 +21,35 @@ validation split, the neighbours then drawn from the rest of its training rows (
 probes train on them); the first k of ties either way.
 
 Axes: methods x entries x folds x queries x candidates, an entry being one (task, label
-fraction). Per entry one float32 Gram matrix G = X X^T (n, n) of the task's rows serves every
-fold: d^2[q, r] = |q|^2 + |r|^2 - 2 G[q, r], rows outside the fold's training set masked to +inf,
-and `lax.top_k` keeps the c = k_max + MARGIN nearest as candidates. scikit-learn works in float64,
-and float32 distances would reorder near neighbours, so the candidates' distances are recomputed
-exactly (float64 dots of the gathered rows, the same expansion) and the k_max nearest of them
-kept, in exact order. (The Gram and top_k in float32: on XLA:CPU a float64 top_k runs some 75x
-slower, a float64 Gram 2-4x.) A float32 dot of d terms is off by about sqrt(d) eps32 |q| |r|;
-a query whose farthest kept neighbour is not two SLACK such errors nearer than its farthest
-candidate could be missing a row, and is counted (a warning names how many; with
-continuous embeddings none are). Padding: entries are padded to the largest task (padded rows
-are in no training set) and queries to the largest held-out plus validation set (masked out of
-the scores). Methods and entries go through `lax.map`s (one Gram in memory at a time), and so do folds
-(one fold's (queries, n) distances and (queries, c, dim) candidate rows at a time).
+fraction). scikit-learn works in float64; the search runs on float32 distances from a float32
+Gram matrix G = X X^T (d^2[q, r] = |q|^2 + |r|^2 - 2 G[q, r]) and keeps more candidates than it
+needs, whose distances are then recomputed exactly (float64 dots of the gathered rows, the same
+expansion) and put in exact order. (On XLA:CPU a float64 top_k runs some 75x slower than a
+float32 one, a float64 Gram 2-4x.) Two searches give the same neighbours:
+
+  shared  (the usual one) each row's s nearest other rows of the task, from one symmetric Gram
+          (blocks on and above the diagonal) and one top_k, in exact order, serve every fold:
+          a query's neighbours in a fold are its first k_max candidates in the fold's training
+          set. s is sized so that a query almost surely has k_max + MARGIN / 2 of those among
+          them (`shared_candidates`); a fold where some query has too few, or is unsure (below),
+          searches alone instead (a branch taken at run time, in the common case by no fold).
+  alone   per fold, its training rows' c = k_max + MARGIN nearest each query by a masked top_k,
+          then their exact order: taken for every fold where that does less work (few folds,
+          or a small label fraction, whose training rows are too sparse among a row's nearest).
+
+A float32 dot of d terms is off by about sqrt(d) eps32 |q| |r|; a query whose farthest kept
+neighbour is not two SLACK such errors nearer than its farthest candidate could be missing a
+row: searching alone it is counted (a warning names how many; with continuous embeddings none
+are). Padding: entries are padded to the largest task (padded rows are in no training set) and
+queries to the largest held-out plus validation set (masked out of the scores). Methods and
+entries go through `lax.map`s (one Gram in memory at a time); folds searching alone go one at
+a time (vmapping their top_k and gathers is 6x slower on XLA:CPU), the rest is vmapped.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 import warnings
@@ -57,8 +68,10 @@ from neuco_jax.probes.folds import GroupPass, ResultsOf, TaskFolds, Variant, shu
 from neuco_jax.probes.stored import NeighbourProbe
 from neuco_jax.runtime import compile_once, select_devices
 
-FOLD_BATCH = 1  # folds per step of the fold map: vmapping folds turns top_k and the gathers 6x slower on XLA:CPU
 MARGIN = 16  # candidates beyond k_max taken on float32 distances, then ordered on exact ones
+BLOCKS = 4  # the shared search's Gram matrix in 4 x 4 blocks, those above the diagonal mirrored
+SHARED_CHUNK = 16  # rows whose shared candidates are gathered at once ((chunk, s, dim) float64)
+Z = 4.0  # standard deviations of a query's training-row count that the shared candidates allow for
 SLACK = 8.0  # standard deviations of a float32 dot's rounding walk that the completeness check allows
 EPS32 = float(np.finfo(np.float32).eps)
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -148,86 +161,213 @@ def make_plan(bench: Prepared, config: Config, fractions) -> NeighbourPlan:
         test_pos=tuple(test for _, test, _ in folds))
 
 
-def _entry(x, rows, y, offset, n_rows, train, queries, n_test, n_val, is_cls, ks, *, k_max, n_candidates, metric,
-           weights):
-    """Every fold of one entry: predictions (folds, q_max, n_k), held-out / validation scores (folds, n_k) and
-    the queries whose candidates could miss a neighbour (folds,).
+def _distances(dots, sq_q, sq_r, metric: str):
+    """Distances from dot products and squared norms: cosine, or squared euclidean (the same order)."""
+    if metric == "cosine":
+        return jnp.clip(1.0 - dots, 0.0, 2.0)
+    return sq_q + sq_r - 2.0 * dots
+
+
+def _exact_order(x64, sq, q, cand, real, metric: str):
+    """Candidates in exact float64 order: a stable sort, so ties keep the order they came in.
+
+    x64: (n_max, dim) the task's rows; sq: (n_max,) their squared norms; q: (Q,) query positions;
+    cand, real: (Q, C) candidate positions and whether each is a row (not padding, not the query).
+    Returns (Q, C) exact distances (+inf where not real) and the candidates, nearest first.
+    """
+    dots = jnp.einsum("qd,qcd->qc", x64[q], x64[cand], precision=HIGHEST)
+    exact = jnp.where(real, _distances(dots, sq[q][:, None], sq[cand], metric), jnp.inf)
+    return jax.lax.sort((exact, cand), dimension=1, num_keys=1, is_stable=True)
+
+
+def _nearest_rows(x32, sq32, n_rows, s: int, metric: str):
+    """Each row's s nearest other rows of the task on float32 distances: (n_max, s) positions, nearest first.
+
+    The Gram matrix is symmetric, so it is computed in BLOCKS x BLOCKS blocks of rows of which only
+    those on and above the diagonal are multiplied (10 of 16 products); each block row's distances
+    are then put together from them and ranked by top_k.
+    """
+    n_max = x32.shape[0]
+    b = -(-n_max // BLOCKS)
+    pad = ((0, b * BLOCKS - n_max), (0, 0))
+    parts = jnp.pad(x32, pad).reshape(BLOCKS, b, -1)
+    pos = jnp.arange(b * BLOCKS)
+    sq32 = jnp.pad(sq32, (0, b * BLOCKS - n_max))
+    products = {(i, j): jnp.dot(parts[i], parts[j].T, precision=HIGHEST) for i in range(BLOCKS)
+                for j in range(i, BLOCKS)}
+    nearest = []
+    for i in range(BLOCKS):
+        gram = jnp.concatenate([products[i, j] if i <= j else products[j, i].T for j in range(BLOCKS)], axis=1)
+        rows = pos[i * b:(i + 1) * b, None]
+        approx = _distances(gram, sq32[rows], sq32[None, :], metric)  # (b, b * BLOCKS)
+        outside = (pos[None, :] >= n_rows) | (pos[None, :] == rows)
+        # Only top_k's indices are used, and only as a whole: reading its values or its last column makes
+        # XLA:CPU take a path some ten times slower.
+        nearest.append(jax.lax.top_k(jnp.where(outside, -jnp.inf, -approx), s)[1])
+    return jnp.concatenate(nearest)[:n_max]
+
+
+def _entry(x, rows, y, offset, n_rows, train, queries, n_test, n_val, is_cls, ks, *, k_max, n_candidates, n_shared,
+           metric, weights):
+    """Every fold of one entry: predictions (folds, q_max, n_k), held-out / validation scores (folds, n_k),
+    the queries whose candidates could miss a neighbour (folds,) and whether the fold searched alone (folds,).
 
     x: (n_x, dim) one method's rows; rows: (n_samples,) its x row per sample; y: (n_samples,) labels;
     train: (folds, n_max) bool; queries: (folds, q_max) positions in the task.
     """
     n_max = train.shape[1]
-    samples = offset + jnp.minimum(jnp.arange(n_max), n_rows - 1)  # padding repeats the last row
+    (folds, q_max), dim = queries.shape, x.shape[1]
+    pos = jnp.arange(n_max)
+    samples = offset + jnp.minimum(pos, n_rows - 1)  # padding repeats the last row
     x64 = x[rows[samples]].astype(jnp.float64)  # (n_max, dim)
     y_task = y[samples]
     if metric == "cosine":
         norm = jnp.linalg.norm(x64, axis=1, keepdims=True)
         x64 = x64 / jnp.where(norm == 0, 1.0, norm)
     sq = jnp.sum(x64 * x64, axis=1)  # (n_max,) exact squared norms
-    x32 = x64.astype(jnp.float32)
-    gram = jnp.dot(x32, x32.T, precision=HIGHEST)  # (n_max, n_max) float32: the task's one Gram, every fold's
+    x32, sq32 = x64.astype(jnp.float32), sq.astype(jnp.float32)
     # A float32 dot of `dim` terms is off by about sqrt(dim) eps32 |q| |r| (rounding errors add like a random
     # walk); SLACK covers the tail of that walk and the rounding of the inputs and norms.
-    error = SLACK * math.sqrt(x.shape[1]) * EPS32 * (jnp.sqrt(sq) + jnp.sqrt(jnp.max(sq))) ** 2  # (n_max,) per query
+    error = SLACK * math.sqrt(dim) * EPS32 * (jnp.sqrt(sq) + jnp.sqrt(jnp.max(sq))) ** 2  # (n_max,) per query
     # Computed once: left to itself XLA fuses the norms' reduction into every fold's use of them.
     error = jax.lax.optimization_barrier(error)
-    q_max = queries.shape[1]
     slot = jnp.arange(q_max)
+    asked = slot < n_test + n_val
     test_mask = (slot < n_test).astype(jnp.float64)
-    val_mask = ((slot >= n_test) & (slot < n_test + n_val)).astype(jnp.float64)
+    val_mask = (asked & (slot >= n_test)).astype(jnp.float64)
+    if not n_shared and folds * q_max >= n_max:
+        # Every fold searches alone, and their queries outnumber the rows: one Gram matrix serves them all.
+        approx = _distances(jnp.dot(x32, x32.T, precision=HIGHEST), sq32[:, None], sq32[None, :], metric)
 
-    def distances(dots, sq_q, sq_r):
-        if metric == "cosine":
-            return jnp.clip(1.0 - dots, 0.0, 2.0)
-        return sq_q + sq_r - 2.0 * dots  # squared: the same order as the distance
+        def approx_of(q):
+            return approx[q]
+    else:
+        def approx_of(q):
+            return _distances(jnp.dot(x32[q], x32.T, precision=HIGHEST), sq32[q][:, None], sq32[None, :], metric)
 
-    def fold(args):
-        member, q = args  # (n_max,), (q_max,)
-        approx = distances(gram[q], sq[q][:, None].astype(jnp.float32), sq[None, :].astype(jnp.float32))
-        # Only top_k's indices are used, and only as a whole: reading its values or its last column makes
-        # XLA:CPU take a path some ten times slower.
-        _, cand = jax.lax.top_k(jnp.where(member[None, :], -approx, -jnp.inf), n_candidates)  # (q_max, c)
-        real = member[cand]  # False: fewer training rows than candidates, the rest padding
-        # Exact float64 distances of the candidates, then their order (a stable rank: ties keep top_k's order).
-        dots = jnp.einsum("qd,qcd->qc", x64[q], x64[cand], precision=HIGHEST)
-        exact = jnp.where(real, distances(dots, sq[q][:, None], sq[cand]), jnp.inf)
-        c = jnp.arange(n_candidates)
-        before = (exact[:, None, :] < exact[:, :, None]) | ((exact[:, None, :] == exact[:, :, None])
-                                                          & (c[None, None, :] < c[None, :, None]))
-        rank = jnp.sum(before, axis=2)  # (q_max, c): each candidate's place in the exact order
-        order = jnp.argmax(rank[:, None, :] == c[None, :, None], axis=2)  # (q_max, c): candidate at each place
-        exact = jnp.take_along_axis(exact, order, 1)
-        cand = jnp.take_along_axis(cand, order, 1)
+    def unsure(exact, real, kept, q):
         # A row outside the candidates has a float32 distance at least every candidate's, so an exact one at
         # least the farthest candidate's less two float32 errors: beyond the farthest neighbour kept, no row can
-        # be missing. (Reading top_k's last column instead makes XLA:CPU take a tenfold slower path.)
-        unsure = ((exact[:, k_max - 1] >= exact[:, -1] - 2.0 * error[q]) & real.all(axis=1)
-                  & (slot < n_test + n_val))
-        d = exact if metric == "cosine" else jnp.sqrt(jnp.maximum(exact, 0.0))
+        # be missing. Where a candidate is not a row, every row was a candidate.
+        return (kept[:, k_max - 1] >= exact[:, -1] - 2.0 * error[q]) & real.all(axis=1) & asked
+
+    def alone(member, q):
+        """The fold's own search: its training rows' c nearest each query on float32 distances, in exact order."""
+        _, cand = jax.lax.top_k(jnp.where(member[None, :], -approx_of(q), -jnp.inf), n_candidates)  # (q_max, c)
+        real = member[cand]  # False: fewer training rows than candidates, the rest padding
+        exact, cand = _exact_order(x64, sq, q, cand, real, metric)
+        return exact[:, :k_max], cand[:, :k_max], unsure(exact, real, exact, q)
+
+    def from_shared(member, q):
+        """A fold's neighbours among its queries' shared candidates, and whether some query must search alone."""
+        cand, exact = shared[q], shared_exact[q]  # (q_max, s)
+        count = jnp.cumsum(member[cand], axis=1)  # the fold's training rows among the first j + 1 candidates
+        at = jnp.minimum(jnp.sum(count[:, None, :] < k_th[None, :, None], axis=2), n_shared - 1)  # (q_max, k_max)
+        kept = jnp.take_along_axis(exact, at, 1)
+        found = (count[:, -1] >= k_max) | ~shared_real[q]
+        short = asked & (~found | unsure(exact, shared_real[q][:, None], kept, q))
+        return kept, jnp.take_along_axis(cand, at, 1), jnp.any(short)
+
+    def scores(kept, cand, q):
+        d = kept if metric == "cosine" else jnp.sqrt(jnp.maximum(kept, 0.0))
         z = neighbour_predictions(jnp, d, y_task[cand], ks, weights, is_cls)  # (q_max, n_k)
         labels = jnp.broadcast_to(y_task[q][None], (ks.shape[0], q_max))
         cls = jnp.full(ks.shape[0], is_cls)
         heldout, _ = _heldout_scores(z.T, labels, jnp.broadcast_to(test_mask, labels.shape), cls, False)
         validation, _ = _heldout_scores(z.T, labels, jnp.broadcast_to(val_mask, labels.shape), cls, False)
-        return z, heldout, validation, jnp.sum(unsure)
+        return z, heldout, validation
 
-    return jax.lax.map(fold, (train, queries), batch_size=FOLD_BATCH)
+    # A fold searching alone runs through a lax.map, one fold at a time: vmapping folds turns top_k and the
+    # gathers 6x slower on XLA:CPU (and a branch into both branches).
+    if n_shared:
+        # Every row's n_shared nearest other rows, in exact order, once for all folds: a fold's neighbours of a
+        # query are its first k_max candidates in the fold's training set, when that many are among them.
+        shared = _nearest_rows(x32, sq32, n_rows, n_shared, metric)  # (n_max, s)
+        real = (shared < n_rows) & (shared != pos[:, None])
+        chunk = min(SHARED_CHUNK, n_max)
+        n_pad = -(-n_max // chunk) * chunk
+        padded = [jnp.pad(a, ((0, n_pad - n_max), (0, 0))) for a in (pos[:, None], shared, real)]
+        shared_exact, shared = (a.reshape(n_pad, n_shared)[:n_max] for a in jax.lax.map(
+            lambda a: _exact_order(x64, sq, a[0][:, 0], a[1], a[2], metric),
+            tuple(a.reshape(-1, chunk, *a.shape[1:]) for a in padded)))
+        shared_real = real.all(axis=1)
+        k_th = jnp.arange(1, k_max + 1)
+        kept, cand, searched = jax.vmap(from_shared)(train, queries)  # (folds, q_max, k_max) twice, (folds,)
+        missing = jnp.zeros(queries.shape, bool)
+
+        def again(args):
+            member, q, kept, cand, searched = args
+            return jax.lax.cond(searched, alone, lambda *_: (kept, cand, jnp.zeros(q_max, bool)), member, q)
+
+        # A fold with a query short of candidates, or unsure of them, searches alone (in the common case none).
+        kept, cand, missing = jax.lax.cond(
+            jnp.any(searched), lambda: jax.lax.map(again, (train, queries, kept, cand, searched)),
+            lambda: (kept, cand, missing))
+    else:
+        kept, cand, missing = jax.lax.map(lambda a: alone(*a), (train, queries))
+        searched = jnp.ones(train.shape[0], bool)
+    z, heldout, validation = jax.vmap(scores)(kept, cand, queries)
+    return z, heldout, validation, jnp.sum(missing, axis=1), searched
 
 
-@partial(jax.jit, static_argnames=("k_max", "n_candidates", "metric", "weights"))
+def shared_candidates(plan: NeighbourPlan, k_max: int) -> int:
+    """Candidates per row for the shared search, or 0 where each fold searching alone costs less.
+
+    A query's shared candidates are its nearest other rows of the task; each is one of its fold's
+    training rows with probability about p = n_train / (n_rows - 1). s is the smallest count whose
+    training rows fall short of k_max + MARGIN / 2 by more than Z standard deviations only (a fold
+    with a query short of k_max, or unsure, searches alone: exact either way, only slower). The
+    shared search is taken when it does less of both kinds of work: distances ranked by top_k
+    (n_max^2 against folds x q_max x n_max) and candidate rows gathered (n_max s against
+    folds x q_max x c).
+    """
+    p = float(np.min(plan.n_train / np.maximum(plan.n_rows - 1, 1)))
+    n_max, (folds, q_max) = plan.train.shape[2], plan.queries.shape[1:]
+    c = min(k_max + MARGIN, int(plan.n_train.min()))
+    s = k_max + MARGIN
+    while s * p - Z * math.sqrt(s * p * (1 - p)) < k_max + MARGIN / 2 and s < n_max - 1:
+        s += 1
+    if n_max > folds * q_max or n_max * s > folds * q_max * c:
+        return 0
+    return min(s, n_max - 1)
+
+
+@partial(jax.jit, static_argnames=("k_max", "n_candidates", "n_shared", "metric", "weights"))
 def _program(x, sample_row, y, offset, n_rows, train, queries, n_test, n_val, is_cls, ks, *, k_max, n_candidates,
-             metric, weights):
-    """Every method and entry: (methods, entries, folds, q_max, n_k) predictions, two (..., folds, n_k) scores and
-    the (..., folds) count of unsure queries."""
+             n_shared, metric, weights):
+    """Every method and entry: (methods, entries, folds, q_max, n_k) predictions, two (..., folds, n_k) scores,
+    the (..., folds) count of unsure queries and whether each fold searched alone."""
     global TRACE_COUNT
     TRACE_COUNT += 1
-    entry = partial(_entry, k_max=k_max, n_candidates=n_candidates, metric=metric, weights=weights)
+    entry = partial(_entry, k_max=k_max, n_candidates=n_candidates, n_shared=n_shared, metric=metric,
+                    weights=weights)
 
     def method(args):
         x, rows = args
         return jax.lax.map(lambda a: entry(x, rows, y, *a, ks), (offset, n_rows, train, queries, n_test, n_val, is_cls))
 
-    return jax.lax.map(method, (x, sample_row))  # z, heldout, validation, unsure
+    return jax.lax.map(method, (x, sample_row))  # z, heldout, validation, unsure, searched alone
+
+
+def search(plan: NeighbourPlan, emb, y, is_cls, params, device, n_shared: int | None = None):
+    """Run the compiled program for one group of methods (host arrays in and out).
+
+    n_shared: candidates per row of the shared search (0: every fold searches alone); None:
+    `shared_candidates`' choice. Returns (z, heldout, validation, unsure, searched_alone) as
+    `_program` does, and the seconds spent compiling.
+    """
+    t0 = time.perf_counter()
+    k_max = max(params.k_list)
+    if n_shared is None:
+        n_shared = shared_candidates(plan, k_max)
+    with jax.enable_x64(True), jax.default_device(device):
+        args = (emb.x, emb.sample_row, y, plan.offset, plan.n_rows, plan.train, plan.queries, plan.n_test,
+                plan.n_val, is_cls, np.asarray(params.k_list, np.int32))
+        statics = dict(k_max=k_max, n_candidates=min(k_max + MARGIN, int(plan.n_train.min())), n_shared=n_shared,
+                       metric=params.metric, weights=params.weights)
+        executable = compile_once(_program, *args, **statics)
+        compiled = time.perf_counter() - t0
+        return jax.device_get(executable(*args)), compiled
 
 
 def run_pass(p: GroupPass) -> ResultsOf:
@@ -248,19 +388,13 @@ def run_pass(p: GroupPass) -> ResultsOf:
     is_cls = np.asarray([first.tasks[t].is_classification for t, _ in plan.entries])
     p.timings["load"] += time.perf_counter() - t0
     t0 = time.perf_counter()
-    device = select_devices(config.device)[0]
-    with jax.enable_x64(True), jax.default_device(device):
-        args = (emb.x, emb.sample_row, y, plan.offset, plan.n_rows, plan.train, plan.queries, plan.n_test,
-                plan.n_val, is_cls, np.asarray(params.k_list, np.int32))
-        n_candidates = min(max(params.k_list) + MARGIN, int(plan.n_train.min()))
-        statics = dict(k_max=max(params.k_list), n_candidates=n_candidates, metric=params.metric,
-                       weights=params.weights)
-        executable = compile_once(_program, *args, **statics)
-        p.timings["compile"] += time.perf_counter() - t0
-        p.compiled_one()
-        t0 = time.perf_counter()
-        z, heldout, validation, unsure = jax.device_get(executable(*args))
-    p.timings["train"] += time.perf_counter() - t0
+    (z, heldout, validation, unsure, alone), compiled = search(plan, emb, y, is_cls, params,
+                                                               select_devices(config.device)[0])
+    p.timings["compile"] += compiled
+    p.compiled_one()
+    p.timings["train"] += time.perf_counter() - t0 - compiled
+    logging.getLogger(__name__).debug("knn: %d of %d folds searched alone", alone[:len(p.group)].sum(),
+                                      alone[:len(p.group)].size)
     if unsure[:len(p.group)].any():
         warnings.warn(f"knn: {int(unsure[:len(p.group)].sum())} held-out rows have more than {MARGIN} training rows "
                       f"within float32 rounding of their k-th neighbour; their neighbours may differ from an exact "
