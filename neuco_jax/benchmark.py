@@ -211,6 +211,8 @@ class Benchmark:
         ids = np.asarray(list(ids), dtype=object)
         if len(ids) != x.shape[0]:
             raise InputError(f"{where}: {len(ids)} ids for {x.shape[0]} rows; give one id per row")
+        if not len(ids):
+            raise InputError(f"{where}: no rows (shape {tuple(x.shape)}); pass at least one embedding")
         if not all(isinstance(i, str) for i in ids):
             bad = next(i for i in ids if not isinstance(i, str))
             raise InputError(f"{where}: ids must be strings, got {type(bad).__name__} {bad!r}")

@@ -144,7 +144,7 @@ def array_sha256(ids, x: np.ndarray) -> str:
     x = np.ascontiguousarray(x)
     digest = hashlib.sha256("\0".join(map(str, ids)).encode())
     digest.update(f"\0{x.dtype.str}\0{x.shape}\0".encode())
-    digest.update(memoryview(x).cast("B"))  # the bytes in place, no copy
+    digest.update(x.reshape(-1).view(np.uint8))  # the bytes in place, no copy (memoryview.cast refuses empty arrays)
     return f"sha256:{digest.hexdigest()}"
 
 

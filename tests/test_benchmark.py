@@ -130,6 +130,7 @@ def board_table(path):
 
 @pytest.mark.parametrize("make, match", [
     (lambda ids, x: (ids[:-1], x), "ids for"),
+    (lambda ids, x: ([], x[:0]), "no rows"),
     (lambda ids, x: ([ids[0]] + list(ids[1:-1]) + [ids[0]], x), "is on rows 0 and"),
     (lambda ids, x: (ids, x[:, :, None]), r"expected an \(N, D\) array"),
     (lambda ids, x: (ids, np.concatenate([x, x], axis=1)), "dimensions but embedding_dim is 24"),
