@@ -238,7 +238,20 @@ def xor(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    return Run(tmp_path_factory.mktemp("toy"), uneven_files, CONFIG_B)
+    # An entry's 6 probes (2 learning rates x 3 folds) trained 4 at a time: two chunks, the second padded
+    # with copies of the entry's first probe, each through all its epochs before the next.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mlp, "probe_chunk", lambda params, width, n_probes, platform: min(4, n_probes))
+        return Run(tmp_path_factory.mktemp("toy"), uneven_files, CONFIG_B)
+
+
+def test_a_cpu_trains_probes_in_cache_sized_chunks():
+    """The demo's shape (1,024 inputs, [256]: 4.2 MB of state per probe) goes two at a time on a CPU, all at once
+    elsewhere; a small MLP's whole entry fits at once."""
+    big = config_from_dict({"k_folds": 40, "probe_type": "mlp", "probe_params": {"hidden_dims": [256]}}).mlp
+    assert mlp.probe_chunk(big, 1024, 40, "cpu") == 2
+    assert mlp.probe_chunk(big, 1024, 40, "gpu") == 40
+    assert mlp.probe_chunk(config_from_dict(CONFIG_B).mlp, 12, 6, "cpu") == 6
 
 
 # ---------------------------------------------------------------- tests

@@ -17,19 +17,23 @@ module `MLP`, on the standardised embedding x: (dim,):
            or F1 under `metric_rule`); the fold's score follows the linear probe's rules
            (linear.task_folds: its best epoch, or with `selection: nested` the held-out score at the
            epoch that scores best on its inner validation split)
-  dropout  inverted dropout after every hidden activation while training; the masks of all folds
-           of a minibatch are one draw keyed by (seed, task, epoch, minibatch): deterministic, and
-           the same for a fold's learning rates and label fractions (`dropout_multipliers`)
+  dropout  inverted dropout after every hidden activation while training; a fold's masks for a
+           minibatch are one draw keyed by (seed, task, epoch, minibatch, fold): deterministic,
+           and the same for a fold's learning rates and label fractions (`dropout_multipliers`)
 
 Minibatches are the linear probe's (neuco_jax.plan.make_plan): each probe visits its training
 rows in its epoch's order (`shuffle: per_fold`, the reference's, or `shared`), minibatch s being
 positions [s * batch_size, (s + 1) * batch_size) of that order, the last one smaller.
 
-Axes: methods x entries x probes, an entry being one (task, label fraction) and its probes
-learning rates x folds. Methods and entries go through `lax.map`s; an entry's probes are vmapped
-(each minibatch step is batched matrix products (probes, batch, dim) x (probes, dim, hidden) with
-per-probe weights, and one vmapped AdamW update); epochs are a `lax.scan` and an epoch's steps a
-loop of the entry's own length. A nested twin (ProbePlan) trains the same weights as its fold's
+Axes: methods x entries x chunks x probes, an entry being one (task, label fraction) and its
+probes learning rates x folds. Methods, entries and chunks of an entry's probes go through
+`lax.map`s; a chunk's probes are vmapped (each minibatch step is batched matrix products
+(probes, batch, dim) x (probes, dim, hidden) with per-probe weights, and one vmapped AdamW update)
+and train through all their epochs before the next chunk starts: on a CPU a chunk is as many probes
+as keep their weights, AdamW moments and gradients in cache (`probe_chunk`; stepping every probe
+at once streams all of that from memory each step, as much traffic as the products), elsewhere
+all of an entry's probes. Epochs are a `lax.scan` and an epoch's steps a loop of the entry's own
+length. A nested twin (ProbePlan) trains the same weights as its fold's
 probe, so it is not trained again: each probe scores its held-out and its validation rows.
 Padding: orders and held-out rows are padded to the largest entry; an epoch's loop runs only its
 own minibatches and held-out padding is masked, so padding never touches a probe. The program is
@@ -63,6 +67,11 @@ from neuco_jax.probes.stored import MLPProbe
 from neuco_jax.runtime import compile_once, select_devices
 
 ACTIVATIONS = {"gelu": partial(nn.gelu, approximate=False), "relu": nn.relu}  # exact GELU: torch's nn.GELU()
+
+# What a chunk of probes' training state should fit in on a CPU (probe_chunk). Measured on one demo task
+# (docs/benchmarks.md; 2 cores, 32 MiB L3, probes of 4.2 MB): 2 probes at a time train at 116 GFLOP/s,
+# 3 or 4 at 93, 8 at 80, all 40 at 78, one at 51 (each product then too small for both cores).
+CACHE_BYTES = 10 << 20
 
 # Counts traces of the compiled program (one per compilation); tests read it.
 TRACE_COUNT = 0
@@ -128,15 +137,19 @@ def _uniform(key, shape: tuple[int, ...], low: float):
     return jax.random.uniform(key, (math.prod(shape),), jnp.float32, low, 1.0).reshape(shape)
 
 
-def dropout_multipliers(dropout_key, epoch, step, k_folds: int, batch: int, hidden_dims: tuple[int, ...],
+def dropout_multipliers(dropout_key, epoch, step, folds, batch: int, hidden_dims: tuple[int, ...],
                         rate: float) -> tuple:
-    """Every fold's inverted-dropout multipliers for minibatch `step` of `epoch`, per hidden layer
-    (k_folds, batch, width): a unit is kept (1 / (1 - rate)) where its uniform draw is >= rate, else 0.
+    """Folds' inverted-dropout multipliers for minibatch `step` of `epoch`, per hidden layer
+    (folds, batch, width): a unit is kept (1 / (1 - rate)) where its uniform draw is >= rate, else 0.
 
-    dropout_key: the task's (task_keys); one draw per (task, epoch, step) serves all its folds.
+    dropout_key: the task's (task_keys); folds: (F,) int fold indices, or a count k for folds
+    0..k-1. A fold's draw is keyed by (task, epoch, step, fold), so it is the same whichever
+    probes train beside it.
     """
+    folds = jnp.arange(folds) if isinstance(folds, int) else folds
     key = jax.random.fold_in(jax.random.fold_in(dropout_key, epoch), step)
-    keep = (_uniform(key, (k_folds, batch, sum(hidden_dims)), 0.0) >= rate).astype(jnp.float32) / (1.0 - rate)
+    keep = jax.vmap(lambda f: _uniform(jax.random.fold_in(key, f), (batch, sum(hidden_dims)), 0.0))(folds)
+    keep = (keep >= rate).astype(jnp.float32) / (1.0 - rate)
     return tuple(jnp.split(keep, np.cumsum(hidden_dims)[:-1], axis=-1))
 
 
@@ -193,8 +206,19 @@ def train_arrays(plan: ProbePlan) -> TrainArrays:
         lr=per_entry(plan.lr)[:, :probes])
 
 
+class _Chunk(NamedTuple):
+    """One chunk of an entry's probes: fold, lr (chunk,); orders (epochs, chunk, m_slots); test, val
+    (chunk, slots) as in TrainArrays."""
+
+    fold: jax.Array
+    orders: jax.Array
+    test: jax.Array
+    val: jax.Array | None
+    lr: jax.Array
+
+
 def _train_and_score(x, sample_row, dims, y, arrays: TrainArrays, fold, seed, reference_rule, *,
-                     params: MLPParams, batch_size: int, k_folds: int, refit: bool):
+                     params: MLPParams, batch_size: int, k_folds: int, refit: bool, chunk: int):
     """Every probe of every method and entry (see the module docstring).
 
     x: (M, n_rows, width), sample_row: (M, n_samples), dims: (M,) as in Embeddings; y: (n_samples,);
@@ -232,65 +256,93 @@ def _train_and_score(x, sample_row, dims, y, arrays: TrainArrays, fold, seed, re
         def entry(a: TrainArrays):
             take = lambda pos: x[rows[a.offset + pos]]  # noqa: E731 (positions in the task -> embedding rows)
             init_key, dropout_key = task_keys(seed, a.crc)
-            # Every fold's start, then each probe its fold's (learning rates share their fold's).
-            start = jax.tree.map(lambda v: v[fold], initial_params(init_key, k_folds, own_dim, width,
-                                                                   params.hidden_dims))
+            starts = initial_params(init_key, k_folds, own_dim, width, params.hidden_dims)  # every fold's
             n_steps = (a.n_train + batch_size - 1) // batch_size
 
-            def step(s, carry, order, epoch):
-                p, state, loss_sum = carry
-                pos = jax.lax.dynamic_slice_in_dim(order, s * batch_size, batch_size, axis=1)  # (probes, batch)
-                first = s * batch_size
-                n = jnp.minimum(batch_size, a.n_train - first).astype(jnp.float32)
-                weights = (first + jnp.arange(batch_size) < a.n_train) / n
-                keep = () if params.dropout == 0 else tuple(m[fold] for m in dropout_multipliers(
-                    dropout_key, epoch, s, k_folds, batch_size, params.hidden_dims, params.dropout))
-                loss, g = grads_of(p, take(pos), y[a.offset + pos], weights, keep, a.is_cls)
-                updates, state = jax.vmap(tx.update)(g, state, p)
-                p = jax.tree.map(lambda v, u: v - _per_probe(a.lr, u) * u, p, updates)
-                return p, state, loss_sum + loss
+            def train(c: _Chunk):
+                """Every epoch of one chunk of the entry's probes."""
+                # Each probe starts from its fold's parameters (learning rates share their fold's).
+                start = jax.tree.map(lambda v: v[c.fold], starts)
 
-            def train_epoch(p, state, order, e):
-                """One epoch of every probe: order (probes, m_slots); dropout keys from (task, e, step)."""
-                return jax.lax.fori_loop(0, n_steps, partial(step, order=order, epoch=e),
-                                         (p, state, jnp.zeros(order.shape[0])))
+                def step(s, carry, order, epoch):
+                    p, state, loss_sum = carry
+                    pos = jax.lax.dynamic_slice_in_dim(order, s * batch_size, batch_size, axis=1)  # (probes, batch)
+                    first = s * batch_size
+                    n = jnp.minimum(batch_size, a.n_train - first).astype(jnp.float32)
+                    weights = (first + jnp.arange(batch_size) < a.n_train) / n
+                    keep = () if params.dropout == 0 else dropout_multipliers(
+                        dropout_key, epoch, s, c.fold, batch_size, params.hidden_dims, params.dropout)
+                    loss, g = grads_of(p, take(pos), y[a.offset + pos], weights, keep, a.is_cls)
+                    updates, state = jax.vmap(tx.update)(g, state, p)
+                    p = jax.tree.map(lambda v, u: v - _per_probe(c.lr, u) * u, p, updates)
+                    return p, state, loss_sum + loss
 
-            carry = (start, jax.vmap(tx.init)(start))
-            epochs = (a.orders, jnp.arange(a.orders.shape[0]))  # orders: (epochs, probes, m_slots)
+                def train_epoch(p, state, order, e):
+                    """One epoch of the chunk: order (probes, m_slots); dropout keys from (task, e, step, fold)."""
+                    return jax.lax.fori_loop(0, n_steps, partial(step, order=order, epoch=e),
+                                             (p, state, jnp.zeros(order.shape[0])))
+
+                carry = (start, jax.vmap(tx.init)(start))
+                epochs = (c.orders, jnp.arange(c.orders.shape[0]))  # orders: (epochs, probes, m_slots)
+                if refit:
+                    (p, _), _ = jax.lax.scan(lambda c, xs: (train_epoch(*c, *xs)[:2], ()), carry, epochs)
+                    return p
+
+                def scored(positions, n):
+                    """Every probe's logits on its rows `positions` (probes, slots), score and mean loss."""
+                    x_rows, y_rows = take(positions), y[a.offset + positions]  # gathered once per chunk
+                    mask = jnp.broadcast_to(jnp.arange(positions.shape[1]) < n, positions.shape).astype(x.dtype)
+                    is_cls = jnp.full(positions.shape[0], a.is_cls)
+
+                    def score(p):
+                        z = logits_of(p, x_rows)  # (probes, slots)
+                        return (z, *_heldout_scores(z, y_rows, mask, is_cls, reference_rule))
+
+                    return score
+
+                heldout = scored(c.test, a.n_test)
+                validation = scored(c.val, a.n_val) if nested else None
+
+                def epoch(carry, xs):
+                    p, state, best_score, best_z = carry
+                    p, state, loss_sum = train_epoch(p, state, *xs)
+                    z, score, test_loss = heldout(p)
+                    out = (score, loss_sum / n_steps, test_loss)
+                    if nested:
+                        out += validation(p)[1:]
+                    # Held-out logits of each probe's best held-out epoch so far (the first of ties).
+                    better = score > best_score
+                    return (p, state, jnp.where(better, score, best_score), jnp.where(better[:, None], z, best_z)), out
+
+                n_probes, slots = c.test.shape
+                carry += (jnp.full(n_probes, -jnp.inf), jnp.zeros((n_probes, slots), x.dtype))
+                (*_, best_z), per_epoch = jax.lax.scan(epoch, carry, epochs)
+                return (*per_epoch, best_z)
+
+            # Chunks of probes train one after the other, each through all its epochs: a chunk's parameters
+            # and AdamW moments stay in cache across its steps (every probe at once streams them all from
+            # memory each step, as much traffic as the step's products on a CPU).
+            n_probes = a.lr.shape[0]
+            n_chunks = -(-n_probes // chunk)
+            pad = n_chunks * chunk - n_probes  # padded with copies of the first probe, dropped after
+
+            def chunked(v, axis=0):
+                v = jnp.concatenate([v, jnp.repeat(jax.lax.slice_in_dim(v, 0, 1, axis=axis), pad, axis)], axis)
+                v = v.reshape(v.shape[:axis] + (n_chunks, chunk) + v.shape[axis + 1:])
+                return jnp.moveaxis(v, axis, 0)
+
+            def unchunked(v, axis=0):
+                v = jnp.moveaxis(v, 0, axis)
+                return jax.lax.slice_in_dim(v.reshape(v.shape[:axis] + (-1,) + v.shape[axis + 2:]), 0, n_probes,
+                                            axis=axis)
+
+            chunks = _Chunk(fold=chunked(fold), orders=chunked(a.orders, 1), test=chunked(a.test),
+                            val=chunked(a.val) if nested else None, lr=chunked(a.lr))
+            out = jax.lax.map(train, chunks)
             if refit:
-                (p, _), _ = jax.lax.scan(lambda c, xs: (train_epoch(*c, *xs)[:2], ()), carry, epochs)
-                return p
-
-            def scored(positions, n):
-                """Every probe's logits on its rows `positions` (probes, slots), score and mean loss."""
-                x_rows, y_rows = take(positions), y[a.offset + positions]  # gathered once per entry
-                mask = jnp.broadcast_to(jnp.arange(positions.shape[1]) < n, positions.shape).astype(x.dtype)
-                is_cls = jnp.full(positions.shape[0], a.is_cls)
-
-                def score(p):
-                    z = logits_of(p, x_rows)  # (probes, slots)
-                    return (z, *_heldout_scores(z, y_rows, mask, is_cls, reference_rule))
-
-                return score
-
-            heldout = scored(a.test, a.n_test)
-            validation = scored(a.val, a.n_val) if nested else None
-
-            def epoch(carry, xs):
-                p, state, best_score, best_z = carry
-                p, state, loss_sum = train_epoch(p, state, *xs)
-                z, score, test_loss = heldout(p)
-                out = (score, loss_sum / n_steps, test_loss)
-                if nested:
-                    out += validation(p)[1:]
-                # Held-out logits of each probe's best held-out epoch so far (the first of ties).
-                better = score > best_score
-                return (p, state, jnp.where(better, score, best_score), jnp.where(better[:, None], z, best_z)), out
-
-            n_probes, slots = a.test.shape
-            carry += (jnp.full(n_probes, -jnp.inf), jnp.zeros((n_probes, slots), x.dtype))
-            (*_, best_z), per_epoch = jax.lax.scan(epoch, carry, epochs)
-            return (*per_epoch, best_z)
+                return jax.tree.map(unchunked, out)
+            *per_epoch, best_z = out  # per epoch: (chunks, epochs, chunk); best_z: (chunks, chunk, slots)
+            return (*(unchunked(v, 1) for v in per_epoch), unchunked(best_z))
 
         return jax.lax.map(entry, arrays)
 
@@ -298,8 +350,20 @@ def _train_and_score(x, sample_row, dims, y, arrays: TrainArrays, fold, seed, re
 
 
 @functools.cache
-def _program(params: MLPParams, batch_size: int, k_folds: int, refit: bool):
-    return jax.jit(partial(_train_and_score, params=params, batch_size=batch_size, k_folds=k_folds, refit=refit))
+def _program(params: MLPParams, batch_size: int, k_folds: int, refit: bool, chunk: int):
+    return jax.jit(partial(_train_and_score, params=params, batch_size=batch_size, k_folds=k_folds, refit=refit,
+                           chunk=chunk))
+
+
+def probe_chunk(params: MLPParams, width: int, n_probes: int, platform: str) -> int:
+    """Probes of an entry that train together: on a CPU as many as keep their parameters, AdamW moments and
+    gradients (4 float32 copies) within CACHE_BYTES, at least two; elsewhere all of them (an accelerator
+    wants the batch)."""
+    if platform != "cpu":
+        return n_probes
+    fans = (width, *params.hidden_dims)
+    size = sum(i * o + o for i, o in zip(fans, (*params.hidden_dims, 1)))
+    return int(min(max(2, CACHE_BYTES // (16 * size)), n_probes))
 
 
 def run_plan(plan: ProbePlan, emb: Embeddings, config: Config, timings: dict | None = None, refit: bool = False):
@@ -318,7 +382,8 @@ def run_plan(plan: ProbePlan, emb: Embeddings, config: Config, timings: dict | N
     fold = (np.arange(arrays.lr.shape[1]) % plan.k_folds).astype(np.int32)
     args = jax.device_put((emb.x, emb.sample_row, emb.dims, plan.y, arrays, fold, np.uint32(config.seed),
                            np.asarray(plan.metric_rule == "reference")), device)
-    executable = compile_once(_program(config.mlp, plan.batch_size, plan.k_folds, refit), *args)
+    chunk = probe_chunk(config.mlp, emb.x.shape[-1], arrays.lr.shape[1], device.platform)
+    executable = compile_once(_program(config.mlp, plan.batch_size, plan.k_folds, refit, chunk), *args)
     timings["compile"] += time.perf_counter() - t0
     t0 = time.perf_counter()
     out = jax.device_get(executable(*args))
