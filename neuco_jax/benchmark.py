@@ -76,7 +76,8 @@ class Benchmark:
 
     Args:
       annotation_path: folder of `<task>__<type>.csv` label files.
-      config: a Config, the path of a YAML config, a dict of config keys, or None (the defaults).
+      config: a Config, the path of a YAML config, a dict of config keys, or None (the packaged linear
+        config, as `neuco-jax config` prints it: the reference's defaults).
         Its ablations block must be empty: a Benchmark scores one protocol (run ablations with sweep).
       exclude_file: optional text file of ids to drop from every submission, one per line.
     """
@@ -278,8 +279,12 @@ class Benchmark:
 
 
 def _as_config(config) -> Config:
-    if config is None:
-        return config_from_dict({})
+    if config is None:  # the packaged sample config, as `neuco-jax config` prints it
+        import yaml
+
+        from neuco_jax.config import default_config_text
+
+        return config_from_dict(yaml.safe_load(default_config_text("linear")))
     if isinstance(config, Config):
         return config
     if isinstance(config, dict):

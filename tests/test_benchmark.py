@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -164,3 +165,10 @@ def test_bad_calls_are_errors(data):
         Benchmark(data.labels_dir, {**LINEAR, "ablations": {"learning_rates": [0.01, 0.1]}})
     with pytest.raises(InputError, match="labels folder not found"):
         Benchmark(data.labels_dir / "missing", LINEAR)
+
+
+def test_no_config_is_the_packaged_linear_config(data):
+    from neuco_jax.config import load_config
+
+    packaged = load_config(Path(__file__).resolve().parents[1] / "configs" / "linear.yaml")
+    assert Benchmark(data.labels_dir).config == packaged == Benchmark(data.labels_dir, None).config
