@@ -1,7 +1,10 @@
 """The ridge probe against scikit-learn's RidgeCV / RidgeClassifierCV fitted on each fold's training rows."""
 
 import json
+import re
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.linear_model import RidgeClassifierCV, RidgeCV
@@ -187,3 +190,21 @@ def test_ridge_defaults_to_sklearns_alphas():
     config = config_from_dict({"k_folds": 5, "probe_type": "ridge"})
     assert config.alphas == (0.1, 1.0, 10.0)
     assert config.to_dict()["probe_params"] == {"alphas": [0.1, 1.0, 10.0], "device": "auto"}
+
+
+@pytest.mark.parametrize("route_name", ridge.ROUTES)
+def test_every_lapack_call_is_unbatched(route_name):
+    """jaxlib 0.10.2 spreads a batched LAPACK call over XLA's CPU pool and blocks on it: on two cores a vmapped
+    batch of four folds' eigendecompositions hung 9 of 12 small runs (ridge.py's docstring). The compiled
+    routes must hold only unbatched (matrix, not stack of matrices) LAPACK calls."""
+    n, d, k, m = 60, 8, 5, 50
+    with jax.enable_x64(True):
+        x, y = jnp.zeros((n, d)), jnp.zeros(n)
+        text = ridge._fit_task.lower(
+            x, y, y, jnp.zeros((k, m), jnp.int32), jnp.zeros((k, n - m), jnp.int32), jnp.zeros((k, 6), jnp.int32),
+            jnp.ones(3), route_name=route_name, is_cls=False).as_text()
+    calls = re.findall(r"custom_call @(\w*lapack\w*)\(.*?\) .*?: \((.*?)\) ->", text)
+    assert calls, "no LAPACK call found: the pattern no longer matches the lowered text"
+    for name, operands in calls:
+        for shape in re.findall(r"tensor<([^>]*)>", operands):
+            assert shape.count("x") <= 2, (name, shape)  # (rows, cols, dtype): rank 2

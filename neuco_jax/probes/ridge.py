@@ -54,13 +54,15 @@ m 3,980, d 1,024, k 40): with 3 alphas eigh takes 29.2 s, cholesky 28.1 s, woodb
 woodbury's time is a third of that per alpha, so it overtakes eigh at about 6 alphas (the
 rule: woodbury up to 5), cholesky at about 3 (a refit on all rows, k = 1: cholesky for 1 or 2).
 
-The d x d and n x n matrices come from task-wide sums; folds go through a `lax.map` in batches
-(bounded memory). Everything runs in float64 (jax.enable_x64): scikit-learn works in float64,
-and in float32 the leave-one-out errors of near-equal alphas could pick a different alpha.
-jaxlib 0.10.2 runs a batched LAPACK call's batch on XLA's CPU thread pool and blocks on it, so
-two batched LAPACK calls that could run at once can deadlock a two-thread pool (seen with two
-independent triangular solves): every route chains its factorisation and solves, one after the
-other.
+The d x d and n x n matrices come from task-wide sums; folds go through a `lax.map` one at a time.
+Everything runs in float64 (jax.enable_x64): scikit-learn works in float64, and in float32 the
+leave-one-out errors of near-equal alphas could pick a different alpha. jaxlib 0.10.2 runs a
+batched LAPACK call's batch on XLA's CPU thread pool and blocks on it, and on a two-thread pool
+that deadlocks: two such calls that could run at once (seen with two independent triangular
+solves), and also a single one, a vmapped batch of four folds' eigendecompositions, which hung
+9 of 12 runs of a small task (512 rows, d 64, 10 folds) while one fold at a time hung none. So
+every LAPACK call here is unbatched (folds are not vmapped), and every route chains its
+factorisation and solves, one after the other.
 
 A task's shapes (rows, folds, dim, alphas) decide its compiled program; methods of the same
 coverage reuse it.
@@ -82,8 +84,6 @@ from neuco_jax.engine import _heldout_scores
 from neuco_jax.probes.folds import GroupPass, ResultsOf, TaskFolds, shuffle_folds
 from neuco_jax.probes.stored import Probe
 
-# Folds per batch of the lax.map: bounds memory to a few (d, d) / (m, d) float64 matrices each.
-FOLD_BATCH = 4
 ROUTES = ("eigh", "cholesky", "woodbury")
 # The cost of one operation in matrix-product flops (2 p q s for (p, q) x (q, s)), measured on the
 # 2-core machine of docs/benchmarks.md (p = 1024, n = 4423, r = 443): a symmetric eigendecomposition
@@ -207,7 +207,7 @@ def _per_fold(fold, x, y, train, removed, alphas, *, gram):
     """Every fold by a per-fold route: err (k, a), w (k, a, d), b (k, a)."""
     task_matrix = x @ x.T if gram else x.T @ x
     one = partial(fold, x, y, task_matrix, x.sum(0), alphas=alphas, gram=gram)
-    return jax.lax.map(lambda f: one(*f), (train, removed), batch_size=FOLD_BATCH)
+    return jax.lax.map(lambda f: one(*f), (train, removed))  # one fold at a time: see the module docstring
 
 
 def _woodbury(x, y, train, removed, alphas):
@@ -239,7 +239,7 @@ def _woodbury(x, y, train, removed, alphas):
             h = (g_diag + jnp.sum(q[:, :-1] ** 2, 0))[train]
             return jnp.mean(((y[train] - y_bar - fitted) / (1.0 - h)) ** 2), w, y_bar + v.sum() / n - mu @ w
 
-        return jax.lax.map(lambda f: fold(*f), (train, removed), batch_size=FOLD_BATCH)
+        return jax.lax.map(lambda f: fold(*f), (train, removed))
 
     err, w, b = jax.lax.map(per_alpha, alphas)  # (a, k), (a, k, d), (a, k)
     return err.T, w.transpose(1, 0, 2), b.T
