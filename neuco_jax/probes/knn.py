@@ -349,12 +349,14 @@ def _program(x, sample_row, y, offset, n_rows, train, queries, n_test, n_val, is
     return jax.lax.map(method, (x, sample_row))  # z, heldout, validation, unsure, searched alone
 
 
-def search(plan: NeighbourPlan, emb, y, is_cls, params, device, n_shared: int | None = None):
+def search(plan: NeighbourPlan, emb, y, is_cls, params, device, n_shared: int | None = None,
+           on_compiled=lambda: None):
     """Run the compiled program for one group of methods (host arrays in and out).
 
     n_shared: candidates per row of the shared search (0: every fold searches alone); None:
-    `shared_candidates`' choice. Returns (z, heldout, validation, unsure, searched_alone) as
-    `_program` does, and the seconds spent compiling.
+    `shared_candidates`' choice. on_compiled: called once the program is compiled (progress).
+    Returns (z, heldout, validation, unsure, searched_alone) as `_program` does, and the seconds
+    spent compiling.
     """
     t0 = time.perf_counter()
     k_max = max(params.k_list)
@@ -367,6 +369,7 @@ def search(plan: NeighbourPlan, emb, y, is_cls, params, device, n_shared: int | 
                        metric=params.metric, weights=params.weights)
         executable = compile_once(_program, *args, **statics)
         compiled = time.perf_counter() - t0
+        on_compiled()
         return jax.device_get(executable(*args)), compiled
 
 
@@ -389,9 +392,9 @@ def run_pass(p: GroupPass) -> ResultsOf:
     p.timings["load"] += time.perf_counter() - t0
     t0 = time.perf_counter()
     (z, heldout, validation, unsure, alone), compiled = search(plan, emb, y, is_cls, params,
-                                                               select_devices(config.device)[0])
+                                                               select_devices(config.device)[0],
+                                                               on_compiled=p.compiled_one)
     p.timings["compile"] += compiled
-    p.compiled_one()
     p.timings["train"] += time.perf_counter() - t0 - compiled
     logging.getLogger(__name__).debug("knn: %d of %d folds searched alone", alone[:len(p.group)].sum(),
                                       alone[:len(p.group)].size)
