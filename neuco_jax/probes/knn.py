@@ -245,18 +245,20 @@ def _entry(x, rows, y, offset, n_rows, train, queries, n_test, n_val, is_cls, ks
         def approx_of(q):
             return _distances(jnp.dot(x32[q], x32.T, precision=HIGHEST), sq32[q][:, None], sq32[None, :], metric)
 
-    def unsure(exact, real, kept, q):
+    def unsure(kept, farthest, full, q):
+        """Queries whose k_max-th neighbour (kept: (q_max, >= k_max) exact distances) could be wrong, given the
+        farthest candidate's exact distance (q_max,) and whether every candidate was a row (full: (q_max,))."""
         # A row outside the candidates has a float32 distance at least every candidate's, so an exact one at
         # least the farthest candidate's less two float32 errors: beyond the farthest neighbour kept, no row can
-        # be missing. Where a candidate is not a row, every row was a candidate.
-        return (kept[:, k_max - 1] >= exact[:, -1] - 2.0 * error[q]) & real.all(axis=1) & asked
+        # be missing. Where a candidate is not a row (not full), every row was a candidate.
+        return (kept[:, k_max - 1] >= farthest - 2.0 * error[q]) & full & asked
 
     def alone(member, q):
         """The fold's own search: its training rows' c nearest each query on float32 distances, in exact order."""
         _, cand = jax.lax.top_k(jnp.where(member[None, :], -approx_of(q), -jnp.inf), n_candidates)  # (q_max, c)
         real = member[cand]  # False: fewer training rows than candidates, the rest padding
         exact, cand = _exact_order(x64, sq, q, cand, real, metric)
-        return exact[:, :k_max], cand[:, :k_max], unsure(exact, real, exact, q)
+        return exact[:, :k_max], cand[:, :k_max], unsure(exact, exact[:, -1], real.all(axis=1), q)
 
     def from_shared(member, q):
         """A fold's neighbours among its queries' shared candidates, and whether some query must search alone."""
@@ -265,7 +267,7 @@ def _entry(x, rows, y, offset, n_rows, train, queries, n_test, n_val, is_cls, ks
         at = jnp.minimum(jnp.sum(count[:, None, :] < k_th[None, :, None], axis=2), n_shared - 1)  # (q_max, k_max)
         kept = jnp.take_along_axis(exact, at, 1)
         found = (count[:, -1] >= k_max) | ~shared_real[q]
-        short = asked & (~found | unsure(exact, shared_real[q][:, None], kept, q))
+        short = asked & (~found | unsure(kept, exact[:, -1], shared_real[q], q))
         return kept, jnp.take_along_axis(cand, at, 1), jnp.any(short)
 
     def scores(kept, cand, q):
