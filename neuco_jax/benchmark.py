@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuco_jax.config import Config, config_from_dict, load_config
+from neuco_jax.config import Config, config_from_dict, default_config, load_config
 from neuco_jax.data import (CONTENT_KEY, Prepared, array_sha256, clean_ids, load_labels, prepare,
                             read_exclude_ids)
 from neuco_jax.errors import ConfigError, InputError
@@ -280,11 +280,7 @@ class Benchmark:
 
 def _as_config(config) -> Config:
     if config is None:  # the packaged sample config, as `neuco-jax config` prints it
-        import yaml
-
-        from neuco_jax.config import default_config_text
-
-        return config_from_dict(yaml.safe_load(default_config_text("linear")))
+        return default_config("linear")
     if isinstance(config, Config):
         return config
     if isinstance(config, dict):

@@ -526,6 +526,11 @@ def default_config_text(probe_type: str = "linear") -> str:
     return (importlib.resources.files("neuco_jax") / "configs" / f"{probe_type}.yaml").read_text(encoding="utf-8")
 
 
+def default_config(probe_type: str = "linear") -> Config:
+    """The packaged sample config of a probe type (default_config_text) as a Config."""
+    return config_from_dict(yaml.safe_load(default_config_text(probe_type)))
+
+
 def load_config(path: str | Path) -> Config:
     """Read a reference-style YAML config file (safe loading only) into a Config."""
     path = Path(path)

@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
 from bench import ensure_data, lscpu
 
@@ -30,10 +29,10 @@ def in_process(data: Path, repeats: int, device: bool) -> None:
     import jax
 
     from neuco_jax import Benchmark
-    from neuco_jax.config import config_from_dict, default_config_text
+    from neuco_jax.config import default_config
     from neuco_jax.data import load_submission
 
-    config = config_from_dict(yaml.safe_load(default_config_text("linear")))
+    config = default_config("linear")
     t0 = time.perf_counter()
     bench = Benchmark(data / "labels", config)
     ids, x = load_submission(data / "submissions" / "method_a.csv")
@@ -53,10 +52,10 @@ def in_process(data: Path, repeats: int, device: bool) -> None:
 
 
 def incremental(data: Path, n: int) -> None:
-    from neuco_jax.config import config_from_dict, default_config_text
+    from neuco_jax.config import default_config
     from neuco_jax.pipeline import sweep
 
-    config = config_from_dict(yaml.safe_load(default_config_text("linear")))
+    config = default_config("linear")
     files = sorted((data / "submissions").glob("*.csv"))[:n + 1]
     if len(files) < n + 1:
         raise SystemExit(f"{data}: {len(files)} submissions, need {n + 1}")
