@@ -398,7 +398,7 @@ def heldout_metrics(y, f, regression: bool) -> tuple[np.ndarray, np.ndarray]:
     The tie f == 0 goes to +1, as scikit-learn's SVC.predict: libsvm sorts the labels, trains with
     the first (-1) as its positive class, so its decision is -f, and svm_predict votes for the first
     class only when that decision is > 0. Exact ties arise where every kernel value is 0
-    (constant embeddings, coef0 0) f is 0 on every row whenever a fold trains on as many -1 as +1.
+    (constant embeddings, coef0 0): f is 0 on every row whenever a fold trains on as many -1 as +1.
     """
     if regression:
         res = np.sum((y - f) ** 2, axis=-1)
